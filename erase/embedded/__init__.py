@@ -1,0 +1,1 @@
+"""The embedded world: small real models trained on scikit-learn's digits, for the default run and the tests."""

@@ -1,0 +1,1 @@
+"""Evaluation metrics: Fréchet distances, classifier-based erasure metrics."""
