@@ -1,0 +1,1 @@
+"""Data: prompt sets and image sources for erasure and evaluation."""

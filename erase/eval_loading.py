@@ -1,0 +1,442 @@
+"""What the evaluation CLIs need to load: image folders, and generators to sample from.
+
+A generator is one of: a ``DiffusionPipeline`` folder; a UNet-only folder (``OUT/unet/`` or
+a folder holding ``config.json`` + weights) over a base pipeline; LoRA weights over a base
+(diffusers ``pytorch_lora_weights.safetensors`` or a peft adapter folder); a class-conditional
+DDPM run dir (``unet/`` of a ``UNet2DModel``, ``scheduler/`` from the run or the base).
+``None`` means the embedded world (tiny SD for prompts, the digits DDPM for classes).
+
+Kept small on purpose: the trainer's ``erase/loading.py`` is the canonical loader; this module
+should be folded into it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import EraseError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+LORA_FILES = ("pytorch_lora_weights.safetensors", "pytorch_lora_weights.bin")
+
+
+# -- image folders -------------------------------------------------------------------------
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files in ``folder`` (sorted by name); a missing or empty folder is an error."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise EraseError(f"image folder {str(folder)!r} does not exist")
+    files = sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    if not files:
+        raise EraseError(
+            f"image folder {str(folder)!r} holds no images ({', '.join(IMAGE_SUFFIXES)})"
+        )
+    return files
+
+
+def load_image(path: str | os.PathLike):
+    """A PIL RGB image, fully decoded; an unreadable file is an ``EraseError`` naming it."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            return im.convert("RGB")
+    except FileNotFoundError:
+        raise EraseError(f"image {str(path)!r} does not exist") from None
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise EraseError(f"cannot read image {str(path)!r} ({exc.__class__.__name__})") from None
+
+
+def load_images(paths: Sequence[str | os.PathLike]) -> list:
+    return [load_image(p) for p in paths]
+
+
+def pil_to_tensor(images: Sequence, grey: bool = False):
+    """PIL images of one size → ``[N,C,H,W]`` float tensor in [-1, 1]."""
+    import numpy as np
+    import torch
+
+    sizes = {im.size for im in images}
+    if len(sizes) > 1:
+        raise EraseError(f"images differ in size ({sorted(sizes)[:3]}...); resize them first")
+    mode = "L" if grey else "RGB"
+    arr = np.stack([np.asarray(im.convert(mode), dtype=np.float32) for im in images])
+    if grey:
+        arr = arr[..., None]
+    return torch.from_numpy(arr).permute(0, 3, 1, 2) / 127.5 - 1.0
+
+
+def tensor_to_pil(images, scale: int = 1) -> list:
+    """``[N,C,H,W]`` in [-1, 1] → PIL images (optionally nearest-neighbour upscaled)."""
+    from PIL import Image
+
+    arr = ((images.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().cpu()
+    out = []
+    for a in arr:
+        a = a.permute(1, 2, 0).numpy()
+        im = Image.fromarray(a[..., 0], mode="L") if a.shape[-1] == 1 else Image.fromarray(a)
+        if scale != 1:
+            im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
+        out.append(im.convert("RGB"))
+    return out
+
+
+# -- generators ----------------------------------------------------------------------------
+
+
+@dataclass
+class Generator:
+    """A loaded model with one way to sample: ``kind`` is "pipeline" or "ddpm"."""
+
+    kind: str
+    name: str
+    pipe: object = None
+    unet: object = None
+    scheduler: object = None
+    guidance_scale: float = 7.5
+    num_inference_steps: int = 50
+    null_class: int = 10
+    info: dict = field(default_factory=dict)
+
+    def generate(
+        self,
+        prompts: Sequence[str],
+        seeds: Sequence[int],
+        guidance_scale: float | None = None,
+        num_inference_steps: int | None = None,
+        batch_size: int = 16,
+    ) -> list:
+        """One PIL image per (prompt, seed); each image depends only on its own pair."""
+        if self.kind != "pipeline":
+            raise EraseError(f"{self.name} is a class-conditional model; give classes, not prompts")
+        from .embedded.tiny_sd import generate
+
+        return generate(
+            self.pipe,
+            list(prompts),
+            [int(s) for s in seeds],
+            guidance_scale=self.guidance_scale if guidance_scale is None else guidance_scale,
+            num_inference_steps=self.num_inference_steps
+            if num_inference_steps is None
+            else num_inference_steps,
+            batch_size=batch_size,
+            output_type="pil",
+        )
+
+    def generate_classes(
+        self,
+        labels: Sequence[int],
+        seed: int,
+        guidance_scale: float | None = None,
+        num_inference_steps: int | None = None,
+        batch_size: int = 256,
+    ):
+        """``[N,1,H,W]`` in [-1, 1]; image ``i`` starts from the noise of ``Generator(seed + i)``."""
+        if self.kind != "ddpm":
+            raise EraseError(f"{self.name} is a text-to-image model; give prompts, not classes")
+        from .sampling import sample_class_conditional
+
+        return sample_class_conditional(
+            self.unet,
+            self.scheduler,
+            list(labels),
+            guidance_scale=self.guidance_scale if guidance_scale is None else guidance_scale,
+            null_class=self.null_class,
+            num_inference_steps=self.num_inference_steps
+            if num_inference_steps is None
+            else num_inference_steps,
+            seed=seed,
+            batch_size=batch_size,
+        )
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _class_name(folder: Path) -> str | None:
+    return _read_json(folder / "config.json").get("_class_name")
+
+
+def _load_pipeline(path: str, device: str):
+    from diffusers import DiffusionPipeline
+
+    p = Path(path)
+    local = p.is_dir()
+    if not local and p.exists():
+        raise EraseError(f"{path!r} is a file, not a pipeline folder")
+    if local and not (p / "model_index.json").exists():
+        raise EraseError(
+            f"{path!r} is not a diffusers pipeline folder (no model_index.json); "
+            "for a UNet-only or LoRA output pass it as --model with --base PIPELINE"
+        )
+    try:
+        pipe = DiffusionPipeline.from_pretrained(
+            path, local_files_only=local or _offline(), safety_checker=None
+        )
+    except Exception as exc:
+        if local:
+            raise EraseError(
+                f"cannot load pipeline {path!r} ({exc.__class__.__name__}: "
+                f"{str(exc).splitlines()[0] if str(exc) else ''})"
+            ) from None
+        raise EraseError(
+            f"{path!r} is not a local folder and could not be fetched from the hub (offline?); "
+            "download the model and pass its folder"
+        ) from None
+    pipe = pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    from .embedded.tiny_sd import read_world
+
+    world = read_world(p) if local else {}
+    pipe._erase_world = world
+    return pipe, world
+
+
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
+
+
+def _is_ddpm_run(p: Path) -> bool:
+    return _class_name(p / "unet") == "UNet2DModel" or _class_name(p) == "UNet2DModel"
+
+
+def _unet_folder(p: Path) -> Path | None:
+    if _class_name(p / "unet") == "UNet2DConditionModel":
+        return p / "unet"
+    if _class_name(p) == "UNet2DConditionModel":
+        return p
+    return None
+
+
+def _lora_source(p: Path) -> Path | None:
+    if p.is_file() and p.suffix in (".safetensors", ".bin"):
+        return p
+    for name in LORA_FILES:
+        if (p / name).is_file():
+            return p / name
+    if (p / "adapter_config.json").is_file():
+        return p
+    for sub in ("lora", "unet_lora", "unet"):
+        if (p / sub / "adapter_config.json").is_file():
+            return p / sub
+    return None
+
+
+def load_generator(
+    model: str | os.PathLike | None,
+    base: str | os.PathLike | None = None,
+    *,
+    classes: bool = False,
+    device: str = "cpu",
+) -> Generator:
+    """Load ``model`` (see the module docstring) as a :class:`Generator`."""
+    if model is None:
+        if classes:
+            return _load_ddpm(None, device)
+        return _pipeline_generator(None, device)
+    p = Path(model)
+    if p.exists() and _is_ddpm_run(p):
+        return _load_ddpm(p, device, base)
+    if p.is_dir() and (p / "model_index.json").exists():
+        return _pipeline_generator(str(p), device)
+    unet_dir = _unet_folder(p) if p.is_dir() else None
+    lora = None if unet_dir is not None else (_lora_source(p) if p.exists() else None)
+    if unet_dir is not None or lora is not None:
+        gen = _pipeline_generator(str(base) if base is not None else None, device)
+        if unet_dir is not None:
+            from diffusers import UNet2DConditionModel
+
+            try:
+                unet = UNet2DConditionModel.from_pretrained(str(unet_dir)).to(device)
+            except Exception as exc:
+                raise EraseError(
+                    f"cannot load the UNet in {str(unet_dir)!r} ({exc.__class__.__name__})"
+                ) from None
+            _check_unet_fits(gen.pipe.unet, unet, unet_dir, gen.name)
+            gen.pipe.unet = unet.eval()
+            gen.name = f"{p} (UNet over {gen.name})"
+        else:
+            _apply_lora(gen.pipe, lora)
+            gen.name = f"{p} (LoRA over {gen.name})"
+        return gen
+    if not p.exists() and base is None and not str(model).startswith((".", "/")):
+        return _pipeline_generator(str(model), device)  # a hub id: fails clearly offline
+    if not p.exists():
+        raise EraseError(f"model {str(model)!r} does not exist")
+    raise EraseError(
+        f"{str(model)!r} is neither a pipeline folder, a UNet folder, LoRA weights nor a DDPM "
+        "run dir (expected model_index.json, unet/config.json, pytorch_lora_weights.safetensors "
+        "or adapter_config.json)"
+    )
+
+
+def _check_unet_fits(base_unet, unet, folder, base_name) -> None:
+    for key in ("cross_attention_dim", "in_channels", "sample_size"):
+        a, b = base_unet.config.get(key), unet.config.get(key)
+        if a != b:
+            raise EraseError(
+                f"the UNet in {str(folder)!r} does not fit the base {base_name} ({key} {b} vs {a}); "
+                "pass the base it was trained from with --base"
+            )
+
+
+def _apply_lora(pipe, source: Path) -> None:
+    try:
+        if source.is_dir() and (source / "adapter_config.json").is_file():
+            from peft import PeftModel
+
+            pipe.unet = PeftModel.from_pretrained(pipe.unet, str(source)).merge_and_unload()
+        else:
+            pipe.load_lora_weights(str(source.parent), weight_name=source.name)
+    except Exception as exc:
+        raise EraseError(
+            f"cannot apply LoRA weights {str(source)!r} to the base ({exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''}); is --base the model they were trained on?"
+        ) from None
+
+
+def _pipeline_generator(path: str | None, device: str) -> Generator:
+    if path is None:
+        from .embedded.tiny_sd import DEFAULT_GUIDANCE, DEFAULT_STEPS, load_tiny_sd, tiny_sd_path
+
+        folder = tiny_sd_path()
+        pipe = load_tiny_sd(folder, device=device)
+        world = pipe._erase_world
+        return Generator(
+            kind="pipeline",
+            name="embedded tiny SD",
+            pipe=pipe,
+            guidance_scale=world.get("guidance_scale", DEFAULT_GUIDANCE),
+            num_inference_steps=world.get("num_inference_steps", DEFAULT_STEPS),
+            info=world,
+        )
+    pipe, world = _load_pipeline(path, device)
+    return Generator(
+        kind="pipeline",
+        name=str(path),
+        pipe=pipe,
+        guidance_scale=world.get("guidance_scale", 7.5),
+        num_inference_steps=world.get("num_inference_steps", 50),
+        info=world,
+    )
+
+
+def _load_ddpm(path: Path | None, device: str, base=None) -> Generator:
+    from .embedded.ddpm import (
+        DEFAULT_GUIDANCE_SCALE,
+        DEFAULT_INFERENCE_STEPS,
+        NULL_CLASS,
+        digits_ddpm_path,
+        load_digits_ddpm,
+    )
+
+    if path is None:
+        unet, sched, world = load_digits_ddpm(None, device=device)
+        name = "embedded digits DDPM"
+    else:
+        from diffusers import DDPMScheduler, UNet2DModel
+
+        unet_dir = path / "unet" if (path / "unet").is_dir() else path
+        try:
+            unet = UNet2DModel.from_pretrained(str(unet_dir)).to(device).eval()
+        except Exception as exc:
+            raise EraseError(
+                f"cannot load the UNet2DModel in {str(unet_dir)!r} ({exc.__class__.__name__})"
+            ) from None
+        sched_dir = next(
+            (
+                d / "scheduler"
+                for d in (path, Path(base) if base else None, digits_ddpm_path())
+                if d is not None and (d / "scheduler").is_dir()
+            ),
+            None,
+        )
+        if sched_dir is None:
+            raise EraseError(f"no scheduler/ next to {str(path)!r}; pass the base with --base")
+        sched = DDPMScheduler.from_pretrained(str(sched_dir))
+        world = _read_json(path / "world.json") or _read_json(sched_dir.parent / "world.json")
+        name = str(path)
+    return Generator(
+        kind="ddpm",
+        name=name,
+        unet=unet,
+        scheduler=sched,
+        guidance_scale=world.get("guidance_scale", DEFAULT_GUIDANCE_SCALE),
+        num_inference_steps=world.get("num_inference_steps", DEFAULT_INFERENCE_STEPS),
+        null_class=world.get("null_class", NULL_CLASS),
+        info=world,
+    )
+
+
+# -- resumable generation into a folder ----------------------------------------------------
+
+
+def generate_to_folder(
+    gen: Generator,
+    items: Sequence[dict],
+    folder: str | os.PathLike,
+    *,
+    batch_size: int = 8,
+    num_inference_steps: int | None = None,
+    default_guidance: float | None = None,
+    progress: bool = True,
+) -> list[Path]:
+    """Generate ``items`` (dicts with ``prompt``, ``seed``, ``filename``, optional ``guidance``).
+
+    Resumable: images already on disk are skipped; each image is written atomically, so an
+    interrupted run leaves only complete files. Batches group equal guidance scales.
+    """
+    from tqdm.auto import tqdm
+
+    from .io import save_image
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = [folder / it["filename"] for it in items]
+    todo = [(it, p) for it, p in zip(items, paths) if not p.exists()]
+    if not todo:
+        return paths
+
+    def guidance_of(it):
+        g = it.get("guidance")
+        return g if g is not None else default_guidance
+
+    todo.sort(key=lambda ip: (guidance_of(ip[0]) is None, guidance_of(ip[0]) or 0.0))
+    bar = tqdm(total=len(todo), desc="generating", unit="img", disable=not progress)
+    try:
+        i = 0
+        while i < len(todo):
+            g = guidance_of(todo[i][0])
+            chunk = [todo[i]]
+            while (
+                len(chunk) < batch_size
+                and i + len(chunk) < len(todo)
+                and guidance_of(todo[i + len(chunk)][0]) == g
+            ):
+                chunk.append(todo[i + len(chunk)])
+            images = gen.generate(
+                [it["prompt"] for it, _ in chunk],
+                [it["seed"] for it, _ in chunk],
+                guidance_scale=g,
+                num_inference_steps=num_inference_steps,
+                batch_size=batch_size,
+            )
+            for (_, p), im in zip(chunk, images):
+                save_image(im, p)
+            bar.update(len(chunk))
+            i += len(chunk)
+    finally:
+        bar.close()
+    return paths
