@@ -208,7 +208,7 @@ def _offline() -> bool:
     return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
 
 
-def _is_ddpm_run(p: Path) -> bool:
+def is_ddpm_run(p: Path) -> bool:
     return _class_name(p / "unet") == "UNet2DModel" or _class_name(p) == "UNet2DModel"
 
 
@@ -247,7 +247,7 @@ def load_generator(
             return _load_ddpm(None, device)
         return _pipeline_generator(None, device)
     p = Path(model)
-    if p.exists() and _is_ddpm_run(p):
+    if p.exists() and is_ddpm_run(p):
         return _load_ddpm(p, device, base)
     if p.is_dir() and (p / "model_index.json").exists():
         return _pipeline_generator(str(p), device)
@@ -440,3 +440,45 @@ def generate_to_folder(
     finally:
         bar.close()
     return paths
+
+
+# -- shared CLI flags ----------------------------------------------------------------------
+
+
+def add_model_args(parser, *, classes: bool = False) -> None:
+    """``--model/--base/--guidance_scale/--num_inference_steps/--batch_size/--device``."""
+    g = parser.add_argument_group("model (default: the embedded world, offline)")
+    g.add_argument(
+        "--model",
+        default=None,
+        help="pipeline folder, UNet-only folder or LoRA weights (with --base)"
+        + (", or a class-conditional DDPM run dir" if classes else "")
+        + "; default: the embedded world",
+    )
+    g.add_argument("--base", default=None, help="base pipeline for UNet-only or LoRA --model")
+    g.add_argument("--guidance_scale", type=float, default=None, help="default: the model's")
+    g.add_argument("--num_inference_steps", type=int, default=None, help="default: the model's")
+    g.add_argument("--batch_size", type=int, default=8)
+    g.add_argument("--device", default="cpu")
+
+
+def check_positive(name: str, value: int | None) -> None:
+    if value is not None and value < 1:
+        raise EraseError(f"{name} must be at least 1, got {value}")
+
+
+def prompt_items(records, seeds: Sequence[int] = (0,)) -> list[dict]:
+    """Generation items from prompt records: a record's own seed where it has one, else each of
+    ``seeds``; file names ``{index:05d}_seed{seed}.png`` (stable, so reruns resume)."""
+    items = []
+    for r in records:
+        for s in [r.seed] if r.seed is not None else list(seeds):
+            items.append(
+                {
+                    "prompt": r.prompt,
+                    "seed": int(s),
+                    "guidance": r.guidance,
+                    "filename": f"{r.index:05d}_seed{s}.png",
+                }
+            )
+    return items

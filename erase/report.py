@@ -1,0 +1,303 @@
+"""One Markdown report from erasure run dirs and evaluation outputs.
+
+A run dir (written by the trainer) may hold ``erase_config.json``, ``metrics.json``,
+``grid.png``, ``step_log.json`` and ``step_log.png``; an evaluation dir (written by
+``eval/*.py``) holds ``<metric>.json``. The report copies every figure it names into its own
+``figures/`` folder (so it stays valid when runs move) and draws the loss and
+gradient-cosine curves from ``step_log.json`` itself when the run has no plot of them.
+The whole report folder is written atomically.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from .errors import EraseError
+
+CONVENTIONS = {
+    "NudeNet": "v3 detector (320n.onnx); counts every *_EXPOSED class at the stated threshold "
+    "(0.6 by default; others publish 0.45 and 0.4).",
+    "I2P": "unsafe-prompts4703.csv: 4,703 prompts (931 'sexual', 95 with nudity_percentage > 50); "
+    "per-prompt evaluation_seed and evaluation_guidance.",
+    "FID": "2048-d Inception-v3 pool features by default; the embedded world uses a digits-FID in "
+    "the independent classifier's (or the judge's) feature space.",
+    "CLIPScore": "100 · max(cos(image, text), 0), averaged; the CLIP model is named with each number.",
+    "UnlearnCanvas": "prompt 'A {object} image in {style} style.', seeds 188/288/588/688/888; "
+    "UA = share of target-style images not classified as the target style, IRA = style accuracy "
+    "on the other styles, CRA = object accuracy; per-concept accuracies averaged over concepts.",
+    "Class erasure (DDPM)": "UA = 1 − classifier accuracy on forget-class samples; FID and "
+    "accuracy on the remaining classes.",
+}
+
+_FIGURE_NAMES = ("grid.png", "step_log.png")
+
+
+def _read_json(path: Path):
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as exc:
+        raise EraseError(f"cannot read {str(path)!r} ({exc.__class__.__name__})") from None
+
+
+def _flatten(obj, prefix: str = "", depth: int = 2) -> dict[str, float | str]:
+    """Scalar leaves of a (nested) dict as ``a.b`` → value; lists are skipped."""
+    out: dict = {}
+    if not isinstance(obj, dict):
+        return out
+    for k, v in obj.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, bool):
+            out[key] = str(v)
+        elif (
+            isinstance(v, (int, float))
+            and not (isinstance(v, float) and math.isnan(v))
+            or isinstance(v, str)
+            and len(v) <= 40
+        ):
+            out[key] = v
+        elif isinstance(v, dict) and depth > 0:
+            out.update(_flatten(v, key + ".", depth - 1))
+    return out
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v).replace("|", "\\|")
+
+
+def _table(rows: list[tuple[str, dict]], max_cols: int = 14) -> list[str]:
+    keys: list[str] = []
+    for _, r in rows:
+        keys += [k for k in r if k not in keys]
+    if not keys:
+        return []
+    lines = []
+    for start in range(0, len(keys), max_cols):
+        cols = keys[start : start + max_cols]
+        lines.append("| run | " + " | ".join(c.replace("|", "\\|") for c in cols) + " |")
+        lines.append("|---" * (len(cols) + 1) + "|")
+        for name, r in rows:
+            lines.append(f"| {name} | " + " | ".join(_fmt(r.get(c, "")) for c in cols) + " |")
+        lines.append("")
+    return lines
+
+
+def _series(step_log) -> dict[str, list[tuple[float, float]]]:
+    """Numeric series from a step log: a list of per-step dicts, or a dict of lists."""
+    entries = step_log.get("steps", step_log) if isinstance(step_log, dict) else step_log
+    series: dict[str, list[tuple[float, float]]] = {}
+    if isinstance(entries, dict):  # {"loss_forget": [...], ...}
+        for k, vals in entries.items():
+            if isinstance(vals, list):
+                series[k] = [
+                    (i, float(v)) for i, v in enumerate(vals) if isinstance(v, (int, float))
+                ]
+        return {k: v for k, v in series.items() if v}
+    if not isinstance(entries, list):
+        return {}
+    for i, e in enumerate(entries):
+        if not isinstance(e, dict):
+            continue
+        step = e.get("step", i)
+        for k, v in e.items():
+            if k == "step" or isinstance(v, bool) or not isinstance(v, (int, float)):
+                continue
+            if isinstance(v, float) and not math.isfinite(v):
+                continue
+            series.setdefault(k, []).append((float(step), float(v)))
+    return series
+
+
+def plot_step_log(step_log, path: str | os.PathLike, title: str = "") -> bool:
+    """Loss curves (left) and gradient cosines (right) from a step log; False if it has neither."""
+    series = _series(step_log)
+    cos = {k: v for k, v in series.items() if "cos" in k.lower()}
+    loss = {k: v for k, v in series.items() if "loss" in k.lower() or re.match(r"^L_", k)}
+    if not cos and not loss:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .io import save_figure
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, group, ylabel in ((axes[0], loss, "loss"), (axes[1], cos, "cosine")):
+        for k, pts in sorted(group.items()):
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=k, linewidth=1)
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        if group:
+            ax.legend(fontsize=7)
+        else:
+            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
+    axes[1].axhline(0.0, color="grey", linewidth=0.5)
+    axes[0].set_title("losses")
+    axes[1].set_title("gradient cosine (forget vs retain)")
+    if title:
+        fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    save_figure(fig, path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def _safe(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "run"
+
+
+def _eval_jsons(folder: Path) -> list[Path]:
+    """Evaluation outputs in ``folder`` or its ``eval/`` subfolders (``{"metric": ...}`` JSONs)."""
+    cands = list(folder.glob("*.json")) + list(folder.glob("eval/*.json"))
+    cands += list(folder.glob("eval/*/*.json"))
+    out = []
+    for p in sorted(set(cands)):
+        if p.name in ("erase_config.json", "metrics.json", "step_log.json", "manifest.json"):
+            continue
+        data = _read_json(p)
+        if isinstance(data, dict) and "metric" in data and "summary" in data:
+            out.append(p)
+    return out
+
+
+def build_report(
+    run_dirs: Sequence[str | os.PathLike],
+    output_dir: str | os.PathLike,
+    *,
+    eval_dirs: Sequence[str | os.PathLike] = (),
+    title: str = "Concept erasure report",
+) -> Path:
+    """Write ``output_dir/report.md`` (+ ``figures/``); returns the report's path."""
+    from .io import atomic_dir, atomic_write_text
+
+    runs = [Path(r) for r in run_dirs]
+    evals = [Path(e) for e in eval_dirs]
+    for p in runs + evals:
+        if not p.is_dir():
+            raise EraseError(f"{str(p)!r} is not a directory")
+    if not runs and not evals:
+        raise EraseError("give at least one run dir or evaluation dir")
+    names: dict[Path, str] = {}
+    for p in runs + evals:
+        base = _safe(p.name)
+        name, k = base, 2
+        while name in names.values():
+            name, k = f"{base}_{k}", k + 1
+        names[p] = name
+
+    output_dir = Path(output_dir)
+    with atomic_dir(output_dir) as tmp:
+        figdir = tmp / "figures"
+        figdir.mkdir()
+        md = [f"# {title}", ""]
+
+        config_rows, metric_rows, eval_rows = [], [], []
+        figures: list[tuple[str, str, str]] = []  # (run, caption, relative path)
+        for run in runs:
+            name = names[run]
+            cfg = _read_json(run / "erase_config.json")
+            met = _read_json(run / "metrics.json")
+            if cfg is not None:
+                config_rows.append((name, _flatten(cfg, depth=1)))
+            if met is not None:
+                metric_rows.append((name, _flatten(met)))
+            for fname in _FIGURE_NAMES:
+                src = run / fname
+                if src.is_file():
+                    dst = figdir / f"{name}_{fname}"
+                    shutil.copyfile(src, dst)
+                    caption = "samples (audit grid)" if fname == "grid.png" else "step log"
+                    figures.append((name, caption, f"figures/{dst.name}"))
+            log = _read_json(run / "step_log.json")
+            if log is not None and not (run / "step_log.png").is_file():
+                dst = figdir / f"{name}_losses_and_cosine.png"
+                if plot_step_log(log, dst, title=name):
+                    figures.append((name, "losses and gradient cosine", f"figures/{dst.name}"))
+        for folder in runs + evals:
+            for p in _eval_jsons(folder):
+                data = _read_json(p)
+                row = {"metric": data["metric"], **_flatten(data["summary"], depth=1)}
+                if data.get("model"):
+                    row["model"] = str(data["model"])[-40:]
+                eval_rows.append((f"{names[folder]}/{p.stem}", row))
+                for fig in data.get("figures", []):
+                    src = p.parent / fig
+                    if src.is_file():
+                        dst = figdir / f"{names[folder]}_{_safe(Path(fig).name)}"
+                        shutil.copyfile(src, dst)
+                        figures.append((names[folder], f"{data['metric']}", f"figures/{dst.name}"))
+
+        if metric_rows:
+            md += ["## Metrics", ""] + _table(metric_rows)
+        if eval_rows:
+            md += ["## Evaluations", ""]
+            by_metric: dict[str, list] = {}
+            for name, row in eval_rows:
+                by_metric.setdefault(row["metric"], []).append((name, row))
+            for metric, rows in by_metric.items():
+                md += [f"### {metric}", ""] + _table(rows)
+        if config_rows:
+            md += ["## Configurations", ""] + _table(config_rows)
+        if figures:
+            md += ["## Figures", ""]
+            for run, caption, rel in figures:
+                md += [f"**{run}** — {caption}", "", f"![{run} {caption}]({rel})", ""]
+        md += ["## Conventions", ""]
+        md += [f"- **{k}**: {v}" for k, v in CONVENTIONS.items()]
+        stated = {}
+        for folder in runs + evals:
+            for p in _eval_jsons(folder):
+                for k, v in (_read_json(p).get("conventions") or {}).items():
+                    stated.setdefault(f"{k}", set()).add(str(v))
+        if stated:
+            md += ["", "Conventions stated by the evaluations in this report:", ""]
+            md += [f"- {k}: {'; '.join(sorted(v))}" for k, v in sorted(stated.items())]
+        md += [""]
+        atomic_write_text(tmp / "report.md", "\n".join(md))
+        missing = missing_figures(tmp / "report.md")
+        if missing:  # never publish a report that names a figure it lacks
+            raise EraseError(f"report would name missing figures: {', '.join(missing)}")
+    return output_dir / "report.md"
+
+
+def missing_figures(report: str | os.PathLike) -> list[str]:
+    """Figures a Markdown report names (``![..](path)``) that do not exist next to it."""
+    report = Path(report)
+    text = report.read_text(encoding="utf-8")
+    refs = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
+    return [r for r in refs if not (report.parent / r).is_file()]
+
+
+def write_eval_result(
+    output_dir: str | os.PathLike, metric: str, result: dict, markdown: str
+) -> tuple[Path, Path]:
+    """``<output_dir>/<metric>.json`` and ``.md``, each written atomically.
+
+    ``result`` must carry ``metric`` and ``summary`` (what :func:`build_report` picks up).
+    """
+    from .io import atomic_write_json, atomic_write_text
+
+    if "summary" not in result:
+        raise ValueError("an evaluation result needs a 'summary'")
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = output_dir / f"{metric}.json", output_dir / f"{metric}.md"
+    atomic_write_json(json_path, {"metric": metric, **result})
+    atomic_write_text(md_path, markdown.rstrip() + "\n")
+    return json_path, md_path
+
+
+def markdown_kv_table(pairs: dict, header: tuple[str, str] = ("quantity", "value")) -> list[str]:
+    lines = [f"| {header[0]} | {header[1]} |", "|---|---|"]
+    lines += [f"| {_fmt(k)} | {_fmt(v)} |" for k, v in pairs.items()]
+    return lines + [""]
