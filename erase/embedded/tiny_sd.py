@@ -285,14 +285,14 @@ def train_tiny_sd(
     output_dir: str | os.PathLike,
     seed: int = 0,
     vae_steps: int = 300,
-    unet_steps: int = 1200,
+    unet_steps: int = 800,
     batch_size: int = 128,
     vae_batch_size: int = 64,
     vae_lr: float = 2e-3,
     unet_lr: float = 1e-3,
     kl_weight: float = 1e-3,
     evaluate: bool = True,
-    eval_images_per_class: int = 40,
+    eval_images_per_class: int = 30,
     judge=None,
 ):
     """Train the tiny SD (VAE, then UNet on its latents) and save it atomically to ``output_dir``.
