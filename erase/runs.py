@@ -1,0 +1,150 @@
+"""Shared plumbing of the erasure scripts: output folders, accelerator, config records."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+from .errors import EraseError
+from .io import COMPLETE_MARKER, ensure_writable_dir
+from .meta_step import MODES, ORDERS, PRECONDITIONERS
+
+
+def prepare_output_dir(path: str, overwrite: bool, resume: str | None) -> Path:
+    """Refuse to mix a new run into a finished one, unless asked to overwrite or resume."""
+    out = Path(path)
+    finished = (out / COMPLETE_MARKER).exists() or (out / "erase_config.json").exists()
+    if out.exists() and not out.is_dir():
+        raise EraseError(f"--output_dir {path!r} is a file; choose a folder")
+    if finished and not overwrite and not resume:
+        raise EraseError(
+            f"--output_dir {path!r} holds an earlier run; pass --overwrite to replace it, "
+            "--resume_from_checkpoint latest to continue it, or choose another folder"
+        )
+    ensure_writable_dir(out)
+    if finished and overwrite and not resume:
+        (out / COMPLETE_MARKER).unlink(missing_ok=True)
+    return out
+
+
+def add_training_args(p: argparse.ArgumentParser, *, steps: int, lr: float, batch: int) -> None:
+    """The training flags, named as in diffusers' training examples."""
+    g = p.add_argument_group("training")
+    g.add_argument("--output_dir", required=True)
+    g.add_argument("--overwrite", action="store_true", help="replace a finished run in output_dir")
+    g.add_argument("--seed", type=int, default=0)
+    g.add_argument("--max_train_steps", type=int, default=steps)
+    g.add_argument("--learning_rate", type=float, default=lr)
+    g.add_argument(
+        "--train_batch_size",
+        type=int,
+        default=batch,
+        help="per device, for the forget and the retain batch each",
+    )
+    g.add_argument("--gradient_accumulation_steps", type=int, default=1)
+    g.add_argument(
+        "--lr_scheduler", default="constant", choices=["constant", "constant_with_warmup"]
+    )
+    g.add_argument("--lr_warmup_steps", type=int, default=0)
+    g.add_argument("--adam_weight_decay", type=float, default=0.0)
+    g.add_argument("--max_grad_norm", type=float, default=None)
+    g.add_argument("--mixed_precision", default=None, choices=["no", "fp16", "bf16"])
+    g.add_argument(
+        "--checkpointing_steps",
+        type=int,
+        default=0,
+        help="save a resumable checkpoint every N steps (0: never)",
+    )
+    g.add_argument("--checkpoints_total_limit", type=int, default=2)
+    g.add_argument(
+        "--resume_from_checkpoint",
+        default=None,
+        help="'latest' or a checkpoint-N folder in output_dir",
+    )
+    g.add_argument(
+        "--report_to",
+        default=None,
+        choices=["tensorboard"],
+        help="also log the step log to tensorboard",
+    )
+    g.add_argument(
+        "--monitor_every",
+        type=int,
+        default=10,
+        help="every N steps also measure the gradient conflict at θ (extra backward)",
+    )
+
+    m = p.add_argument_group("method")
+    m.add_argument(
+        "--forget_loss",
+        default=None,
+        choices=["anchor", "esd", "ga"],
+        help="override the method's forget loss",
+    )
+    m.add_argument(
+        "--retain_loss",
+        default=None,
+        choices=["denoise", "preserve"],
+        help="override the method's retain loss",
+    )
+    m.add_argument("--retain_weight", type=float, default=None, help="λ")
+    m.add_argument(
+        "--inner_lr",
+        type=float,
+        default=None,
+        help="α, the look-ahead step (in the optimizer's step units with --meta_precondition adam)",
+    )
+    m.add_argument("--inner_steps", type=int, default=1, help="K look-ahead steps")
+    m.add_argument("--meta_mode", default="first_order", choices=list(MODES))
+    m.add_argument("--meta_order", default="forget_first", choices=list(ORDERS))
+    m.add_argument("--meta_precondition", default="adam", choices=list(PRECONDITIONERS))
+    m.add_argument(
+        "--saliency_sparsity",
+        type=float,
+        default=0.5,
+        help="SalUn: share of weights frozen by the saliency mask",
+    )
+    m.add_argument("--esd_eta", type=float, default=1.0, help="negative guidance strength η")
+    m.add_argument(
+        "--ga_bound",
+        type=float,
+        default=1.0,
+        help="gradient ascent stops once the forget denoising MSE exceeds this",
+    )
+
+
+def make_accelerator(args):
+    from accelerate import Accelerator
+    from accelerate.utils import ProjectConfiguration
+
+    kwargs = {}
+    if args.mixed_precision:
+        kwargs["mixed_precision"] = args.mixed_precision
+    return Accelerator(
+        log_with=args.report_to,
+        project_config=ProjectConfiguration(
+            project_dir=args.output_dir, logging_dir=os.path.join(args.output_dir, "logs")
+        ),
+        **kwargs,
+    )
+
+
+def environment_record(accelerator) -> dict:
+    import torch
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "device": str(accelerator.device),
+        "num_processes": accelerator.num_processes,
+        "mixed_precision": accelerator.mixed_precision,
+        "command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+    }
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(Path(path).read_text())

@@ -1,0 +1,1 @@
+"""Erasure tasks: what a forget and a retain batch are for one kind of model."""
