@@ -1,0 +1,72 @@
+"""Before/after numbers of a concept erasure on the embedded text-to-image world.
+
+The judge (digit head + style head, trained on real digits only) classifies images generated
+for every digit prompt and every styled prompt; the original pipeline's numbers are cached.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from .embedded.digits import cache_dir
+from .embedded.styles import DIGIT_WORDS, STYLES
+from .io import atomic_write_json
+
+
+def _pipe_key(pipe, images_per_class) -> str:
+    import torch
+
+    h = hashlib.sha256()
+    with torch.no_grad():
+        for k, v in sorted(pipe.unet.state_dict().items()):
+            h.update(k.encode())
+            h.update(str(float(v.float().sum())).encode())
+    h.update(str(images_per_class).encode())
+    return h.hexdigest()[:20]
+
+
+def evaluate_world(pipe, images_per_class: int = 40, use_cache: bool = True) -> dict:
+    from .embedded.tiny_sd import evaluate_pipeline
+
+    path = cache_dir() / "eval" / f"tiny-sd-{_pipe_key(pipe, images_per_class)}.json"
+    if use_cache and path.exists():
+        return json.loads(path.read_text())
+    result = evaluate_pipeline(pipe, images_per_class=images_per_class)
+    if use_cache:
+        atomic_write_json(path, result)
+    return result
+
+
+def summarize(concept_words: list[str], before: dict, after: dict) -> dict:
+    """Headline numbers for erased digits/styles: the erased share and the kept accuracies."""
+    digits = [w for w in concept_words if w in DIGIT_WORDS]
+    styles = [s for s in concept_words if s in STYLES]
+
+    def mean(xs):
+        xs = list(xs)
+        return sum(xs) / len(xs) if xs else float("nan")
+
+    out = {"before": before, "after": after, "erased_digits": digits, "erased_styles": styles}
+    for tag, r in (("before", before), ("after", after)):
+        pd, ps = r["per_digit_accuracy"], r["per_style_accuracy"]
+        out[f"forget_digit_accuracy_{tag}"] = mean(pd[w] for w in digits)
+        out[f"other_digits_accuracy_{tag}"] = mean(pd[w] for w in DIGIT_WORDS if w not in digits)
+        out[f"forget_style_accuracy_{tag}"] = mean(ps[s] for s in styles)
+        out[f"other_styles_accuracy_{tag}"] = mean(ps[s] for s in STYLES if s not in styles)
+        out[f"styled_digit_accuracy_{tag}"] = r["styled_prompt_digit_accuracy"]
+    out["conventions"] = (
+        "judge: independent digit/style classifier trained on real digits rendered in each "
+        "style; accuracy = share of generated images judged as the prompt's digit/style; "
+        f"{before.get('images_per_class')} images per digit and per style, fixed seeds"
+    )
+    return out
+
+
+def concept_words(concept_name: str) -> list[str]:
+    return [p for p in concept_name.split("+") if p in DIGIT_WORDS or p in STYLES]
+
+
+def write_concept_metrics(out_dir: Path, metrics: dict) -> None:
+    atomic_write_json(Path(out_dir) / "metrics.json", metrics)
