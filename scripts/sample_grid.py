@@ -131,7 +131,7 @@ def main(argv=None):
         Path(args.images_dir) if args.images_dir else output.with_name(output.stem + "_images")
     )
     with atomic_dir(images_dir) as tmp:
-        for (_, grid), k in zip(panels, range(len(panels))):
+        for k, (_, grid) in enumerate(panels):
             for r in range(len(rows)):
                 for c, seed in enumerate(args.seeds):
                     name = f"{'model' if k == 0 else 'compare'}/r{r:02d}_seed{seed}.png"
