@@ -172,40 +172,23 @@ def _class_name(folder: Path) -> str | None:
 def _load_pipeline(path: str, device: str):
     from diffusers import DiffusionPipeline
 
-    p = Path(path)
-    local = p.is_dir()
-    if not local and p.exists():
-        raise EraseError(f"{path!r} is a file, not a pipeline folder")
-    if local and not (p / "model_index.json").exists():
-        raise EraseError(
-            f"{path!r} is not a diffusers pipeline folder (no model_index.json); "
-            "for a UNet-only or LoRA output pass it as --model with --base PIPELINE"
-        )
+    from .loading import resolve_pipeline_folder
+
+    folder, _ = resolve_pipeline_folder(path)  # local folder, hub cache, or one clear error
     try:
-        pipe = DiffusionPipeline.from_pretrained(
-            path, local_files_only=local or _offline(), safety_checker=None
-        )
+        pipe = DiffusionPipeline.from_pretrained(str(folder), safety_checker=None)
     except Exception as exc:
-        if local:
-            raise EraseError(
-                f"cannot load pipeline {path!r} ({exc.__class__.__name__}: "
-                f"{str(exc).splitlines()[0] if str(exc) else ''})"
-            ) from None
         raise EraseError(
-            f"{path!r} is not a local folder and could not be fetched from the hub (offline?); "
-            "download the model and pass its folder"
+            f"cannot load pipeline {path!r} ({exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''})"
         ) from None
     pipe = pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     from .embedded.tiny_sd import read_world
 
-    world = read_world(p) if local else {}
+    world = read_world(folder)
     pipe._erase_world = world
     return pipe, world
-
-
-def _offline() -> bool:
-    return os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
 
 
 def is_ddpm_run(p: Path) -> bool:
@@ -254,6 +237,9 @@ def load_generator(
     unet_dir = _unet_folder(p) if p.is_dir() else None
     lora = None if unet_dir is not None else (_lora_source(p) if p.exists() else None)
     if unet_dir is not None or lora is not None:
+        if base is None:  # the run's own record of what it was trained from
+            cfg = _read_json((p if p.is_dir() else p.parent) / "erase_config.json")
+            base = cfg.get("pretrained_model") or cfg.get("pretrained_model_name_or_path")
         gen = _pipeline_generator(str(base) if base is not None else None, device)
         if unet_dir is not None:
             from diffusers import UNet2DConditionModel
@@ -308,7 +294,9 @@ def _apply_lora(pipe, source: Path) -> None:
 
 
 def _pipeline_generator(path: str | None, device: str) -> Generator:
-    if path is None:
+    from .loading import EMBEDDED
+
+    if path in (None, "", EMBEDDED):
         from .embedded.tiny_sd import DEFAULT_GUIDANCE, DEFAULT_STEPS, load_tiny_sd, tiny_sd_path
 
         folder = tiny_sd_path()
