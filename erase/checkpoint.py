@@ -4,13 +4,19 @@ Why not ``accelerator.save_state``: it writes in place (a kill mid-save leaves a
 looks complete) and loads the optimizer with a plain ``torch.load``. Here a checkpoint is built
 under a temporary name and renamed into place with a ``.complete`` marker; weights are
 safetensors, and optimizer/scheduler state dicts are read with ``torch.load(weights_only=True)``.
+
+Test hook: ``ERASE_TEST_SAVE_PAUSE=checkpoint-4:30`` sleeps 30 s in the middle of writing
+``checkpoint-4`` (weights written, optimizer not yet), so the crash-safety tests can kill a
+process mid-save deterministically. Unset, it does nothing.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import torch
@@ -53,6 +59,12 @@ def resolve_checkpoint(spec: str | None, output_dir: str | Path) -> Path | None:
     return path
 
 
+def _test_pause(path: Path) -> None:
+    name, _, seconds = os.environ.get("ERASE_TEST_SAVE_PAUSE", "").rpartition(":")
+    if seconds and name == path.name:
+        time.sleep(float(seconds))
+
+
 def save_checkpoint(
     path: Path,
     *,
@@ -68,6 +80,7 @@ def save_checkpoint(
             {k: v.detach().contiguous().cpu() for k, v in params.items()},
             str(tmp / "trainable.safetensors"),
         )
+        _test_pause(path)
         torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(lr_scheduler.state_dict(), tmp / "scheduler.pt")
         if mask is not None:

@@ -323,6 +323,7 @@ class EraseTrainer:
             try:
                 stats = self.train_step(step)
             except NonFiniteError as exc:
+                bar.close()  # end the progress line, so the error line starts a line of its own
                 path = self.save(step)
                 raise EraseError(
                     f"{exc}; the last good weights are saved in {path}; lower --learning_rate "
