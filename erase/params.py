@@ -52,7 +52,7 @@ class FrozenModel(nn.Module):
     def __init__(self, model: nn.Module, dtype: torch.dtype | None = None):
         super().__init__()
         self.model = model.eval().requires_grad_(False)
-        if dtype is not None:
+        if dtype is not None and next(self.model.parameters()).dtype != dtype:
             self.model.to(dtype)
         self.dtype = next(self.model.parameters()).dtype
 

@@ -236,7 +236,7 @@ def main(argv=None):
 
     unet.eval()
     with atomic_dir(out / "unet") as tmp:
-        unet.to(torch.float32).save_pretrained(tmp, safe_serialization=True)
+        unet.save_pretrained(tmp, safe_serialization=True)
     with atomic_dir(out / "scheduler") as tmp:
         scheduler.save_pretrained(tmp)
     config["train_seconds"] = round(train_seconds, 2)

@@ -199,8 +199,22 @@ def save_outputs(pipe, unet, out: Path, fmt: str) -> None:
         )
         shutil.rmtree(out / ".lora", ignore_errors=True)
         return
+    if fmt == "pipeline" and getattr(unet, "peft_config", None):
+        # LoRA into a full pipeline: the documented diffusers path (load, fuse, unload)
+        from diffusers import StableDiffusionPipeline
+
+        save_outputs(pipe, unet, out, "lora")
+        base = StableDiffusionPipeline.from_pretrained(
+            pipe.config._name_or_path, safety_checker=None, requires_safety_checker=False
+        )
+        base.load_lora_weights(out)
+        base.fuse_lora()
+        base.unload_lora_weights()
+        pipe, unet = base, base.unet
     if unet.dtype != torch.float32:
         unet = unet.to(torch.float32)
+    for part in (pipe.vae, pipe.text_encoder):
+        part.to(torch.float32)
     if fmt == "unet":
         with atomic_dir(out / "unet") as tmp:
             unet.save_pretrained(tmp, safe_serialization=True)
@@ -278,10 +292,13 @@ def model_card(config: dict, metrics: dict | None) -> str:
     return "\n".join(lines)
 
 
-def validation_grid(pipe, unet, prompts, seeds, path, title):
+def validation_grid(pipe, unet, prompts, seeds, path, title, steps, guidance, cells_dir=None):
+    """A grid of ``prompts`` × ``seeds`` from ``unet`` in ``pipe``; optionally each cell as a
+    PNG plus a manifest, so anyone can regenerate and compare them outside this process."""
     import torch
 
     from erase.grids import image_grid, save_grid
+    from erase.io import atomic_write_json, save_image
 
     was = pipe.unet
     pipe.unet = unet
@@ -290,9 +307,33 @@ def validation_grid(pipe, unet, prompts, seeds, path, title):
     with torch.no_grad():
         for p in prompts:
             gens = [torch.Generator().manual_seed(s) for s in seeds]
-            rows.append(pipe(prompt=[p] * len(seeds), generator=gens).images)
+            rows.append(
+                pipe(
+                    prompt=[p] * len(seeds),
+                    generator=gens,
+                    num_inference_steps=steps,
+                    guidance_scale=guidance,
+                ).images
+            )
     pipe.unet = was
     save_grid(image_grid(rows, prompts, [f"seed {s}" for s in seeds], title=title), path)
+    if cells_dir is not None:
+        manifest = []
+        for i, (p, row) in enumerate(zip(prompts, rows)):
+            for s, im in zip(seeds, row):
+                name = f"prompt{i}-seed{s}.png"
+                save_image(im, cells_dir / name)
+                manifest.append(
+                    {
+                        "file": name,
+                        "prompt": p,
+                        "seed": s,
+                        "guidance_scale": guidance,
+                        "num_inference_steps": steps,
+                        "generator": "torch.Generator(cpu)",
+                    }
+                )
+        atomic_write_json(cells_dir / "manifest.json", manifest)
     return rows
 
 

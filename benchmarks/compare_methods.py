@@ -1,0 +1,150 @@
+#!/usr/bin/env python
+"""Every class-erasure method on the same digit, budget and seeds: one comparison table.
+
+    python benchmarks/compare_methods.py --forget_class 7 --seeds 0 1 2 --output_dir runs/compare
+
+Runs ``scripts/erase_class.py`` once per (method, seed) with identical flags, then writes
+``table.md`` and ``table.json`` (mean ± std over seeds of unlearning accuracy, retained
+accuracy, digits-FID of the remaining classes and the erasure's wall time), with the
+original model's numbers as the first row. Hyper-parameters are the scripts' defaults, which
+were chosen on a *different* digit (see ``--tune_class`` in the README), never on this one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+METHODS = ["lur", "joint", "pcgrad", "salun", "ga", "esd"]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    p.add_argument("--forget_class", type=int, default=7)
+    p.add_argument("--methods", nargs="+", default=METHODS)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--output_dir", default="runs/compare")
+    p.add_argument(
+        "--extra",
+        nargs=argparse.REMAINDER,
+        default=[],
+        help="flags passed to every erase_class.py run (after --extra)",
+    )
+    return p.parse_args(argv)
+
+
+def _erase_class_main():
+    spec = importlib.util.spec_from_file_location(
+        "erase_class", ROOT / "scripts" / "erase_class.py"
+    )
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.main
+
+
+def _fmt(xs, pct=False):
+    xs = [x for x in xs if x == x]
+    if not xs:
+        return "–"
+    m = statistics.mean(xs)
+    s = statistics.stdev(xs) if len(xs) > 1 else 0.0
+    return f"{100 * m:.1f} ± {100 * s:.1f}" if pct else f"{m:.2f} ± {s:.2f}"
+
+
+def summarize(rows: dict, forget_class: int, seeds) -> tuple[str, dict]:
+    table = {}
+    lines = [
+        f"Erasing digit {forget_class} from the embedded digits DDPM; mean ± std over seeds "
+        f"{', '.join(map(str, seeds))}.",
+        "",
+        "| method | UA (%) ↑ | retained acc. (%) ↑ | digits-FID remaining ↓ | erasure time (s) |",
+        "|---|---|---|---|---|",
+    ]
+    before = next(iter(rows.values()))[0]["before"]
+    lines.append(
+        f"| original | {100 * before['unlearning_accuracy']:.1f} | "
+        f"{100 * before['retained_accuracy']:.1f} | {before['fid_remaining']:.2f} | – |"
+    )
+    for method, runs in rows.items():
+        ua = [r["unlearning_accuracy"] for r in runs]
+        ra = [r["retained_accuracy"] for r in runs]
+        fid = [r["fid_remaining"] for r in runs]
+        t = [r["erasure_seconds"] for r in runs]
+        table[method] = {
+            "unlearning_accuracy": ua,
+            "retained_accuracy": ra,
+            "fid_remaining": fid,
+            "erasure_seconds": t,
+        }
+        lines.append(
+            f"| {method} | {_fmt(ua, True)} | {_fmt(ra, True)} | {_fmt(fid)} | {_fmt(t)} |"
+        )
+    table["original"] = {
+        k: before[k] for k in ("unlearning_accuracy", "retained_accuracy", "fid_remaining")
+    }
+    lines += [
+        "",
+        "UA = share of forget-class samples the independent classifier does *not* "
+        "recognise as the class; retained accuracy = its accuracy on the other nine digits; "
+        "digits-FID = Fréchet distance in the classifier's features against the real digits "
+        "of the remaining classes (50 samples per class, guidance 2, DDIM 50 steps).",
+    ]
+    return "\n".join(lines) + "\n", table
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from erase.io import atomic_write_json, atomic_write_text
+
+    out = Path(args.output_dir)
+    run = _erase_class_main()
+    rows: dict[str, list] = {}
+    for method in args.methods:
+        for seed in args.seeds:
+            run_dir = out / f"{method}-seed{seed}"
+            if not (run_dir / ".complete").exists():
+                run(
+                    [
+                        "--forget_class",
+                        str(args.forget_class),
+                        "--method",
+                        method,
+                        "--seed",
+                        str(seed),
+                        "--output_dir",
+                        str(run_dir),
+                        "--overwrite",
+                        *args.extra,
+                    ]
+                )
+            rows.setdefault(method, []).append(json.loads((run_dir / "metrics.json").read_text()))
+            m = rows[method][-1]
+            print(
+                f"{method} seed {seed}: UA {m['unlearning_accuracy']:.3f} retained "
+                f"{m['retained_accuracy']:.3f} FID {m['fid_remaining']:.2f} "
+                f"time {m['erasure_seconds']:.0f}s",
+                flush=True,
+            )
+    md, table = summarize(rows, args.forget_class, args.seeds)
+    atomic_write_text(out / "table.md", md)
+    atomic_write_json(
+        out / "table.json",
+        {
+            "forget_class": args.forget_class,
+            "seeds": args.seeds,
+            "extra": args.extra,
+            "methods": table,
+        },
+    )
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
