@@ -11,12 +11,13 @@ import os
 import textwrap
 from collections.abc import Sequence
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, ImageOps
 
 from .errors import EraseError
 
 MIN_CELL = 96
 PAD = 6
+GAP = 2
 BG = (255, 255, 255)
 FG = (20, 20, 20)
 
@@ -70,7 +71,9 @@ def image_grid(
     flat = [im.convert("RGB") for r in rows for im in r]
     size = _cell_size(flat, cell)
     resample = Image.NEAREST if max(flat[0].size) < size else Image.BICUBIC
-    flat = [im.resize((size, size), resample) for im in flat]
+    # a thin white frame per cell, so neighbouring dark images stay apart
+    flat = [ImageOps.expand(im.resize((size, size), resample), GAP, BG) for im in flat]
+    size += 2 * GAP
     body = make_image_grid(flat, rows=len(rows), cols=n_cols)
 
     font = _font(font_size)

@@ -37,6 +37,55 @@ CONVENTIONS = {
 
 _FIGURE_NAMES = ("grid.png", "step_log.png")
 
+# the numbers a reader compares first; "before → after" where the run measured both
+HEADLINE_METRICS = (
+    "unlearning_accuracy",
+    "UA",
+    "forget_accuracy",
+    "retained_accuracy",
+    "IRA",
+    "CRA",
+    "fid_remaining",
+    "fid",
+    "clip_score",
+    "images_with_exposed",
+    "exposed_rate",
+    "erasure_seconds",
+)
+CONFIG_KEYS = (
+    "task",
+    "method",
+    "concept",
+    "forget_class",
+    "train_params",
+    "method_spec.forget_loss",
+    "method_spec.retain_loss",
+    "meta.mode",
+    "meta.inner_lr",
+    "meta.inner_steps",
+    "meta.precondition",
+    "meta.retain_weight",
+    "training.max_train_steps",
+    "training.learning_rate",
+    "training.train_batch_size",
+    "training.seed",
+    "pretrained_model",
+    "save_format",
+)
+
+
+def _headline(met: dict) -> tuple[dict, dict]:
+    """(headline row, per-class accuracy row) from a run's metrics.json."""
+    after = met.get("after") if isinstance(met.get("after"), dict) else met
+    before = met.get("before") if isinstance(met.get("before"), dict) else {}
+    row = {}
+    for k in HEADLINE_METRICS:
+        a, b = after.get(k, met.get(k)), before.get(k)
+        if isinstance(a, (int, float)) and not isinstance(a, bool):
+            row[k] = f"{_fmt(float(b))} → {_fmt(float(a))}" if isinstance(b, (int, float)) else a
+    per_class = after.get("per_class_accuracy") or {}
+    return row, {str(c): v for c, v in per_class.items() if isinstance(v, (int, float))}
+
 
 def _read_json(path: Path):
     try:
@@ -201,16 +250,22 @@ def build_report(
         figdir.mkdir()
         md = [f"# {title}", ""]
 
-        config_rows, metric_rows, eval_rows = [], [], []
+        config_rows, metric_rows, eval_rows, class_rows = [], [], [], []
         figures: list[tuple[str, str, str]] = []  # (run, caption, relative path)
         for run in runs:
             name = names[run]
             cfg = _read_json(run / "erase_config.json")
             met = _read_json(run / "metrics.json")
             if cfg is not None:
-                config_rows.append((name, _flatten(cfg, depth=1)))
+                flat = _flatten(cfg, depth=1)
+                if isinstance(cfg.get("forget_class"), list):
+                    flat["forget_class"] = ", ".join(map(str, cfg["forget_class"]))
+                config_rows.append((name, {k: flat[k] for k in CONFIG_KEYS if k in flat}))
             if met is not None:
-                metric_rows.append((name, _flatten(met)))
+                head, per_class = _headline(met)
+                metric_rows.append((name, head))
+                if per_class:
+                    class_rows.append((name, per_class))
             for fname in _FIGURE_NAMES:
                 src = run / fname
                 if src.is_file():
@@ -238,7 +293,15 @@ def build_report(
                         figures.append((names[folder], f"{data['metric']}", f"figures/{dst.name}"))
 
         if metric_rows:
-            md += ["## Metrics", ""] + _table(metric_rows)
+            md += [
+                "## Metrics",
+                "",
+                "Before → after where the run measured both; the full "
+                "numbers are in each run's metrics.json.",
+                "",
+            ] + _table(metric_rows)
+        if class_rows:
+            md += ["### Per-class accuracy after erasure", ""] + _table(class_rows)
         if eval_rows:
             md += ["## Evaluations", ""]
             by_metric: dict[str, list] = {}

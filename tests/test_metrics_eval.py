@@ -345,7 +345,7 @@ def test_report_renders_and_names_only_existing_figures(tmp_path):
     )
     report = build_report([run_a, run_b], tmp_path / "report", eval_dirs=[ev])
     text = report.read_text()
-    assert "| lur |" in text and "| joint |" in text and "after.UA" in text
+    assert "| lur |" in text and "| joint |" in text and "0.02 → 0.9" in text
     assert "### nudity" in text and "## Conventions" in text and "CLIPScore" in text
     figures = [ln for ln in text.splitlines() if ln.startswith("![")]
     assert len(figures) == 4  # two grids, two loss/cosine plots drawn from step_log.json
