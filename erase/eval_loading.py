@@ -384,14 +384,31 @@ def generate_to_folder(
     """Generate ``items`` (dicts with ``prompt``, ``seed``, ``filename``, optional ``guidance``).
 
     Resumable: images already on disk are skipped; each image is written atomically, so an
-    interrupted run leaves only complete files. Batches group equal guidance scales.
+    interrupted run leaves only complete files. Batches group equal guidance scales. The
+    folder records the model and sampler settings (``generation.json``) and refuses to mix
+    images made with other ones.
     """
     from tqdm.auto import tqdm
 
-    from .io import save_image
+    from .io import atomic_write_json, save_image
 
     folder = Path(folder)
+    signature = {
+        "model": gen.name,
+        "num_inference_steps": num_inference_steps or gen.num_inference_steps,
+        "default_guidance": default_guidance
+        if default_guidance is not None
+        else gen.guidance_scale,
+    }
+    record = folder / "generation.json"
+    if record.is_file() and _read_json(record) != signature:
+        raise EraseError(
+            f"{str(folder)!r} holds images generated with other settings "
+            f"({_read_json(record)}); choose another --output_dir or delete that folder"
+        )
     folder.mkdir(parents=True, exist_ok=True)
+    if not record.is_file():
+        atomic_write_json(record, signature)
     paths = [folder / it["filename"] for it in items]
     todo = [(it, p) for it, p in zip(items, paths) if not p.exists()]
     if not todo:

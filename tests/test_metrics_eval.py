@@ -353,3 +353,40 @@ def test_report_renders_and_names_only_existing_figures(tmp_path):
     with pytest.raises(EraseError):
         build_report([tmp_path / "nope"], tmp_path / "report2")
     assert not (tmp_path / "report2").exists()
+
+
+# -- resumable generation ------------------------------------------------------------------
+
+
+class _StubGenerator:
+    """Stands in for a pipeline: a grey image per (prompt, seed); counts what it was asked."""
+
+    kind, guidance_scale, num_inference_steps = "pipeline", 7.5, 50
+
+    def __init__(self, name="stub"):
+        self.name, self.calls = name, []
+
+    def generate(self, prompts, seeds, guidance_scale=None, num_inference_steps=None, batch_size=8):
+        from PIL import Image
+
+        self.calls.append((list(prompts), list(seeds), guidance_scale))
+        return [Image.new("RGB", (8, 8), (s % 255, 0, 0)) for s in seeds]
+
+
+def test_generate_to_folder_resumes_and_batches_by_guidance(tmp_path):
+    from erase.eval_loading import generate_to_folder
+
+    items = [
+        {"prompt": f"p{i}", "seed": i, "guidance": 7.0 if i % 2 else 9.0, "filename": f"{i}.png"}
+        for i in range(5)
+    ]
+    gen = _StubGenerator()
+    paths = generate_to_folder(gen, items, tmp_path / "imgs", batch_size=8, progress=False)
+    assert all(p.is_file() for p in paths)
+    assert sorted(c[2] for c in gen.calls) == [7.0, 9.0]  # one batch per guidance scale
+    (tmp_path / "imgs" / "3.png").unlink()  # as if interrupted before image 3
+    gen2 = _StubGenerator()
+    generate_to_folder(gen2, items, tmp_path / "imgs", progress=False)
+    assert gen2.calls == [(["p3"], [3], 7.0)]  # only the missing image is generated
+    with pytest.raises(EraseError, match="other settings"):
+        generate_to_folder(_StubGenerator("another model"), items, tmp_path / "imgs")
