@@ -28,10 +28,12 @@ from erase.embedded.ddpm import (
     ASSET_NAME as DDPM_NAME,
 )
 from erase.embedded.ddpm import (
+    DEFAULT_GUIDANCE_SCALE,
     DEFAULT_TRAIN_STEPS,
     NULL_CLASS,
     digits_grid,
     evaluate_digits_ddpm,
+    load_digits_ddpm,
     save_digits_ddpm,
     train_digits_ddpm,
 )
@@ -61,6 +63,23 @@ def parse_args(argv=None):
     p.add_argument("--data_split", choices=["train", "all"], default="train")
     p.add_argument("--eval_samples_per_class", type=int, default=50)
     p.add_argument(
+        "--guidance_scale",
+        type=float,
+        default=DEFAULT_GUIDANCE_SCALE,
+        help="the world's default classifier-free guidance (written to world.json)",
+    )
+    p.add_argument(
+        "--eval_guidance_scales",
+        type=str,
+        default="1.0,1.5,2.0",
+        help="comma-separated guidance scales also measured (world.json: guidance_sweep)",
+    )
+    p.add_argument(
+        "--evaluate_only",
+        action="store_true",
+        help="re-measure the DDPM already in <output_dir>/digits_ddpm and rewrite its world.json",
+    )
+    p.add_argument(
         "--classifier",
         type=str,
         default=None,
@@ -84,6 +103,8 @@ def main(argv=None):
 
     if args.classifier:
         classifier = load_digits_classifier(args.classifier)
+    elif args.evaluate_only:
+        classifier = load_digits_classifier(out / CLASSIFIER_NAME)
     else:
         classifier = train_digits_classifier(seed=args.seed, progress=True)
         save_digits_classifier(classifier, out / CLASSIFIER_NAME)
@@ -92,28 +113,64 @@ def main(argv=None):
         return
     classifier = classifier.to(args.device)
 
-    unet, scheduler, info = train_digits_ddpm(
-        output_dir=None,
-        max_seconds=args.max_train_seconds,
-        max_steps=args.max_train_steps,
-        seed=args.seed,
-        batch_size=args.train_batch_size,
-        lr=args.learning_rate,
-        cond_drop=args.cond_drop,
-        ema_decay=args.ema_decay,
-        split=args.data_split,
-        device=args.device,
-    )
-    print(f"trained {info['training']['steps']} steps in {info['training']['seconds']} s")
+    if args.evaluate_only:
+        unet, scheduler, info = load_digits_ddpm(out / DDPM_NAME, device=args.device)
+    else:
+        unet, scheduler, info = train_digits_ddpm(
+            output_dir=None,
+            max_seconds=args.max_train_seconds,
+            max_steps=args.max_train_steps,
+            seed=args.seed,
+            batch_size=args.train_batch_size,
+            lr=args.learning_rate,
+            cond_drop=args.cond_drop,
+            ema_decay=args.ema_decay,
+            split=args.data_split,
+            device=args.device,
+        )
+        print(f"trained {info['training']['steps']} steps in {info['training']['seconds']} s")
+    info["guidance_scale"] = args.guidance_scale
     info["evaluation"] = evaluate_digits_ddpm(
-        unet, scheduler, classifier, samples_per_class=args.eval_samples_per_class
+        unet,
+        scheduler,
+        classifier,
+        samples_per_class=args.eval_samples_per_class,
+        guidance_scale=args.guidance_scale,
     )
+    sweep = {}
+    for g in sorted({float(v) for v in args.eval_guidance_scales.split(",") if v.strip()}):
+        if g == args.guidance_scale:
+            res = info["evaluation"]
+        else:
+            res = evaluate_digits_ddpm(
+                unet,
+                scheduler,
+                classifier,
+                samples_per_class=args.eval_samples_per_class,
+                guidance_scale=g,
+            )
+        sweep[str(g)] = {
+            "sample_accuracy": res["sample_accuracy"],
+            "per_class_accuracy": res["per_class_accuracy"],
+        }
+        print(f"guidance {g}: sample accuracy {res['sample_accuracy']:.3f}")
+    info["evaluation"]["guidance_sweep"] = sweep
     labels = torch.arange(10).repeat(8)
     grid = digits_grid(
-        sample_class_conditional(unet, scheduler, labels, null_class=NULL_CLASS, seed=1000), rows=8
+        sample_class_conditional(
+            unet,
+            scheduler,
+            labels,
+            guidance_scale=args.guidance_scale,
+            null_class=NULL_CLASS,
+            seed=1000,
+        ),
+        rows=8,
     )
     save_digits_ddpm(unet, scheduler, info, out / DDPM_NAME, grid=grid)
-    print(json.dumps(info["evaluation"], indent=2))
+    print(
+        json.dumps({k: v for k, v in info["evaluation"].items() if k != "guidance_sweep"}, indent=2)
+    )
     print(f"saved -> {Path(out) / DDPM_NAME}")
 
 

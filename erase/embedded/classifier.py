@@ -140,6 +140,9 @@ def save_digits_classifier(model: DigitsClassifier, path: str | Path) -> None:
     os.close(fd)
     try:
         save_file(state, tmp, metadata=meta)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; a cached asset is shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
