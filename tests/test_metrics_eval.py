@@ -390,3 +390,44 @@ def test_generate_to_folder_resumes_and_batches_by_guidance(tmp_path):
     assert gen2.calls == [(["p3"], [3], 7.0)]  # only the missing image is generated
     with pytest.raises(EraseError, match="other settings"):
         generate_to_folder(_StubGenerator("another model"), items, tmp_path / "imgs")
+
+
+def test_open_clip_backend_with_a_local_checkpoint(tmp_path):
+    """open_clip with a registered (tiny) config and a checkpoint file, no download."""
+    import json
+
+    open_clip = pytest.importorskip("open_clip")
+    from PIL import Image
+
+    from erase.metrics.clipscore import clip_scores, load_clip_backend
+
+    cfg = {
+        "embed_dim": 16,
+        "vision_cfg": {
+            "image_size": 32,
+            "layers": 1,
+            "width": 32,
+            "patch_size": 16,
+            "head_width": 16,
+        },
+        "text_cfg": {
+            "context_length": 77,
+            "vocab_size": 49408,
+            "width": 32,
+            "heads": 2,
+            "layers": 1,
+        },
+    }
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "EraseTiny-ViT.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(tmp_path / "cfg")
+    torch.manual_seed(0)
+    state = open_clip.create_model("EraseTiny-ViT").state_dict()
+    torch.save(state, tmp_path / "ckpt.pt")
+    backend = load_clip_backend("EraseTiny-ViT", checkpoint=str(tmp_path / "ckpt.pt"))
+    assert backend.name.startswith("open_clip EraseTiny-ViT")
+    assert torch.equal(backend.model.state_dict()["text_projection"], state["text_projection"])
+    s = clip_scores(backend, [Image.new("RGB", (40, 40), "red")] * 2, ["a red square", "a dog"])
+    assert s.shape == (2,)
+    with pytest.raises(EraseError, match="does not exist"):
+        load_clip_backend("EraseTiny-ViT", checkpoint=str(tmp_path / "missing.pt"))

@@ -318,7 +318,10 @@ class OpenClipBackend(ClipBackend):
             raise EraseError(f"open_clip checkpoint {checkpoint!r} does not exist")
         try:
             model, _, preprocess = open_clip.create_model_and_transforms(
-                arch, pretrained=checkpoint, device=device
+                arch,
+                pretrained=checkpoint,
+                device=device,
+                require_pretrained=checkpoint is not None,
             )
             self.tokenizer = open_clip.get_tokenizer(arch)
         except RuntimeError as exc:
