@@ -34,7 +34,12 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split("\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    p.add_argument("--target", nargs="+", default=None, help="the erased style(s) or object(s)")
+    p.add_argument(
+        "--target",
+        nargs="+",
+        default=None,
+        help="the erased style(s) or object(s) (embedded world default: inverted)",
+    )
     p.add_argument("--domain", default="style", choices=["style", "object"])
     p.add_argument("--styles", default=None, help="style names, one a line (default: embedded)")
     p.add_argument("--objects", default=None, help="object names, one a line (default: embedded)")

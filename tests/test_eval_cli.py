@@ -37,6 +37,17 @@ def run_cli(script: str, *args, ok: bool = True) -> subprocess.CompletedProcess:
     return proc
 
 
+def load_cli(script: str):
+    """Import a CLI file as a module (to run its main() in-process and save a launch)."""
+    import importlib.util
+
+    name = "cli_" + script.replace("/", "_").removesuffix(".py")
+    spec = importlib.util.spec_from_file_location(name, REPO / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def assert_clean_error(proc: subprocess.CompletedProcess, match: str) -> None:
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr, proc.stderr[-2000:]
@@ -120,11 +131,8 @@ def test_fid_cli_on_folders(tmp_path, capsys):
     data = json.loads((out / "fid.json").read_text())
     assert data["summary"]["fid"] > 1.0 and data["summary"]["n_real"] == 120
     assert "digits classifier" in data["summary"]["feature_space"]
-    sys.path.insert(0, str(REPO / "eval"))  # the error path in-process: saves a launch
-    import fid as fid_cli
-
-    with pytest.raises(SystemExit) as exc:
-        fid_cli.main(["--real", str(tmp_path / "a"), "--fake", str(tmp_path / "nope"),
+    with pytest.raises(SystemExit) as exc:  # the error path in-process: saves a launch
+        load_cli("eval/fid.py").main(["--real", str(tmp_path / "a"), "--fake", str(tmp_path / "nope"),
                       "--feature", "digits", "--output_dir", str(tmp_path / "out2")])  # fmt: skip
     assert exc.value.code == 2
     assert "error: image folder" in capsys.readouterr().err
@@ -193,8 +201,10 @@ def test_unlearncanvas_cli_with_user_classifiers(tmp_path):
         "--arch", "vit_tiny_patch16_224", "--object_classifier", tmp_path / "object.pth",
     ]  # fmt: skip
     out = tmp_path / "out"
-    run_cli("eval/unlearncanvas.py", *common, "--style_classifier", tmp_path / "style.pth",
-            "--output_dir", out)  # fmt: skip
+    load_cli("eval/unlearncanvas.py").main(  # the success path in-process: saves a launch
+        [str(a) for a in common] + ["--style_classifier", str(tmp_path / "style.pth"),
+                                    "--output_dir", str(out)]
+    )  # fmt: skip
     data = json.loads((out / "unlearncanvas.json").read_text())
     for k in ("UA", "IRA", "CRA"):
         assert 0.0 <= data["summary"][k] <= 1.0
