@@ -32,14 +32,14 @@ def parse_args(argv=None):
     p.add_argument("--judge_steps", type=int, default=1000)
     p.add_argument("--skip_judge", action="store_true", help="reuse the judge in --output_dir")
     p.add_argument("--skip_pipeline", action="store_true", help="train only the judge")
-    p.add_argument("--vae_steps", type=int, default=300)
-    p.add_argument("--unet_steps", type=int, default=800)
+    p.add_argument("--vae_steps", type=int, default=200)
+    p.add_argument("--unet_steps", type=int, default=1000)
     p.add_argument("--train_batch_size", type=int, default=128)
     p.add_argument("--vae_batch_size", type=int, default=64)
     p.add_argument("--learning_rate", type=float, default=1e-3, help="UNet learning rate")
     p.add_argument("--eval_images_per_class", type=int, default=30)
     p.add_argument(
-        "--num_threads", type=int, default=2, help="torch CPU threads (the assets were made with 2)"
+        "--num_threads", type=int, default=1, help="torch CPU threads (the assets were made with 1)"
     )
     args = p.parse_args(argv)
     for name in ("judge_steps", "vae_steps", "unet_steps", "train_batch_size", "vae_batch_size"):

@@ -219,7 +219,8 @@ def train_unet(
     latent_std,
     digits,
     styles,
-    cond_table,
+    text_encoder,
+    prompt_ids,
     steps,
     batch_size,
     lr,
@@ -227,13 +228,24 @@ def train_unet(
     p_uncond=0.1,
     ema_decay=0.995,
     log_every=100,
+    train_text_encoder=True,
 ):
-    """ε-prediction training on VAE latents with text conditioning and CFG dropout; EMA weights."""
+    """ε-prediction training on VAE latents with text conditioning and CFG dropout.
+
+    ``prompt_ids`` are the token ids of ``training_prompts()``. With ``train_text_encoder``
+    the text encoder learns jointly (the digit words become separable in a few hundred
+    steps; frozen random features needed far longer). Returns EMA copies of both models.
+    """
     unet = build_unet()
-    ema = copy.deepcopy(unet).requires_grad_(False)
+    params = list(unet.parameters())
+    text_encoder.requires_grad_(train_text_encoder).train(train_text_encoder)
+    if train_text_encoder:
+        params += list(text_encoder.parameters())
+    models = torch.nn.ModuleList([unet, text_encoder])
+    ema = copy.deepcopy(models).requires_grad_(False)
     noise_scheduler = build_scheduler("ddpm")
     alphas = noise_scheduler.alphas_cumprod
-    opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=1e-4)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(100, steps))
     unet.train()
     n = len(latent_mean)
@@ -247,21 +259,23 @@ def train_unet(
         )
         a = alphas[t].view(-1, 1, 1, 1)
         zt = a.sqrt() * z0 + (1 - a).sqrt() * noise
+        with torch.set_grad_enabled(train_text_encoder):
+            cond_table = text_encoder(prompt_ids)[0]
         cond = cond_table[_prompt_index(digits[idx], styles[idx], gen, p_uncond)]
         loss = F.mse_loss(unet(zt, t, cond).sample, noise)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
         decay = min(ema_decay, (1 + step) / (10 + step))
         with torch.no_grad():
-            for pe, p in zip(ema.parameters(), unet.parameters()):
+            for pe, p in zip(ema.parameters(), models.parameters()):
                 pe.lerp_(p, 1 - decay)
         if log_every and (step % log_every == 0 or step == steps - 1):
             logger.info("unet step %d loss %.5f (%.0f s)", step, loss.item(), time.time() - t0)
     ema.eval()
-    return ema
+    return ema[0], ema[1].requires_grad_(False)
 
 
 def make_pipeline(vae, text_encoder, tokenizer, unet, scheduler=None):
@@ -284,8 +298,8 @@ def make_pipeline(vae, text_encoder, tokenizer, unet, scheduler=None):
 def train_tiny_sd(
     output_dir: str | os.PathLike,
     seed: int = 0,
-    vae_steps: int = 300,
-    unet_steps: int = 800,
+    vae_steps: int = 200,
+    unet_steps: int = 1000,
     batch_size: int = 128,
     vae_batch_size: int = 64,
     vae_lr: float = 2e-3,
@@ -294,11 +308,12 @@ def train_tiny_sd(
     evaluate: bool = True,
     eval_images_per_class: int = 30,
     judge=None,
+    train_text_encoder: bool = True,
 ):
     """Train the tiny SD (VAE, then UNet on its latents) and save it atomically to ``output_dir``.
 
-    The text encoder is a frozen, randomly initialised CLIP text model (seeded): the UNet
-    learns to read its token features, as erasure methods that freeze the text encoder expect.
+    The text encoder (a small CLIP text model) is trained jointly with the UNet by default;
+    erasure methods then freeze it, as they do with Stable Diffusion's.
     Returns the ``world.json`` dictionary.
     """
     from ..io import atomic_dir, atomic_write_json
@@ -322,20 +337,28 @@ def train_tiny_sd(
     logger.info("vae recon mse %.5f, scaling_factor %.4f", vae_mse, scaling)
 
     tokenizer = build_tokenizer()
-    text_encoder = build_text_encoder().eval().requires_grad_(False)
-    cond_table = encode_prompts(tokenizer, text_encoder, training_prompts())
+    text_encoder = build_text_encoder()
+    prompt_ids = tokenizer(
+        training_prompts(),
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids
     t_vae = time.time() - t_start
 
-    unet = train_unet(
+    unet, text_encoder = train_unet(
         mean * scaling,
         std * scaling,
         digits,
         styles,
-        cond_table,
+        text_encoder,
+        prompt_ids,
         unet_steps,
         batch_size,
         unet_lr,
         gen,
+        train_text_encoder=train_text_encoder,
     )
     train_seconds = time.time() - t_start
     pipe = make_pipeline(vae, text_encoder, tokenizer, unet)
@@ -358,7 +381,7 @@ def train_tiny_sd(
             "vae_lr": vae_lr,
             "unet_lr": unet_lr,
             "kl_weight": kl_weight,
-            "text_encoder": "frozen random init (seeded)",
+            "text_encoder": "trained jointly" if train_text_encoder else "frozen random init",
             "p_uncond": 0.1,
             "vae_recon_mse": vae_mse,
             "vae_seconds": round(t_vae, 1),
