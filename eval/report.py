@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """One Markdown report from erasure run dirs and evaluation outputs.
 
-    python eval/report.py --runs OUT_lur OUT_joint --evals outputs/eval/nudity --output_dir REPORT
+    python eval/report.py OUT_lur OUT_joint --evals outputs/eval/nudity --output_dir REPORT
 
 Collects each run's ``metrics.json`` and ``erase_config.json`` into tables, every evaluation
 JSON written by eval/*.py, the run's ``grid.png`` and ``step_log.png`` (or draws the loss and
@@ -24,6 +24,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split("\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
+    p.add_argument("run_dirs", nargs="*", help="erasure run dirs (same as --runs)")
     p.add_argument("--runs", nargs="*", default=[], help="erasure run dirs")
     p.add_argument("--evals", nargs="*", default=[], help="evaluation output dirs")
     p.add_argument("--output_dir", default="outputs/report")
@@ -36,7 +37,7 @@ def main(argv=None):
     args = parse_args(argv)
     from erase.report import build_report
 
-    path = build_report(args.runs, args.output_dir, eval_dirs=args.evals, title=args.title)
+    path = build_report([*args.run_dirs, *args.runs], args.output_dir, eval_dirs=args.evals, title=args.title)
     print(f"report -> {path}")
     return path
 
