@@ -128,6 +128,7 @@ def train_digits_ddpm(
     device: str | torch.device = "cpu",
     progress: bool = True,
     log_every: int = 50,
+    loss_curve_every: int = 50,
 ):
     """Train the class-conditional DDPM; returns ``(unet, scheduler, info)``.
 
@@ -224,9 +225,9 @@ def train_digits_ddpm(
             "threads": torch.get_num_threads(),
             "machine": platform.machine(),
         },
-        "losses_every_50": [
-            round(sum(losses[i : i + 50]) / len(losses[i : i + 50]), 5)
-            for i in range(0, len(losses), 50)
+        f"losses_every_{loss_curve_every}": [
+            round(sum(losses[i : i + loss_curve_every]) / len(losses[i : i + loss_curve_every]), 5)
+            for i in range(0, len(losses), loss_curve_every)
         ],
     }
     if classifier is not None:
