@@ -39,6 +39,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; outputs are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -86,6 +87,7 @@ def atomic_dir(path: str | os.PathLike):
     try:
         yield tmp
         (tmp / COMPLETE_MARKER).write_text("")
+        os.chmod(tmp, 0o755)  # mkdtemp makes 0700
         old = None
         if path.exists():
             old = path.with_name(f".{path.name}.old")
