@@ -26,6 +26,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 LossClosure = Callable[[Callable, int], torch.Tensor]
 GradReducer = Callable[[Sequence[torch.Tensor]], None]
@@ -142,9 +143,12 @@ def _adam_denominator(ctx: StepContext, p: torch.Tensor, g: torch.Tensor, eps: f
     if v is None:
         return g.detach().abs().add_(eps)
     step = state.get("step", 1)
-    step = float(step) if not torch.is_tensor(step) else float(step.item())
     beta2 = ctx.optimizer.param_groups[0].get("betas", (0.9, 0.999))[1]
-    bias = 1.0 - beta2 ** max(step, 1.0)
+    if torch.is_tensor(step) and step.device.type != "cpu":
+        # fused AdamW keeps the count on the GPU: .item() would be a host sync per tensor
+        bias = 1.0 - beta2 ** step.double().clamp(min=1.0)
+    else:
+        bias = 1.0 - beta2 ** max(float(step), 1.0)
     return (v / bias).sqrt().add_(eps)
 
 
@@ -243,7 +247,9 @@ def meta_gradient(
     per element) restricts the look-ahead to the salient weights.
     """
     if cfg.mode == "second_order":
-        return _meta_second_order(ctx, forget, retain, cfg, mask)
+        # fused attention kernels (flash, memory-efficient) have no double backward
+        with sdpa_kernel(SDPBackend.MATH):
+            return _meta_second_order(ctx, forget, retain, cfg, mask)
     inner, outer = (forget, retain) if cfg.order == "forget_first" else (retain, forget)
     w_in, w_out = _weights(cfg)
     stats: dict = {}
