@@ -23,7 +23,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .errors import EraseError
-from .io import atomic_dir, is_complete
+from .io import COMPLETE_MARKER, atomic_dir, is_complete
 
 CHECKPOINT_RE = re.compile(r"^checkpoint-(\d+)$")
 
@@ -91,6 +91,8 @@ def save_checkpoint(
         (tmp / "trainer_state.json").write_text(json.dumps(state, indent=1))
     if total_limit:
         for old in list_checkpoints(path.parent)[:-total_limit]:
+            (old / COMPLETE_MARKER).unlink(missing_ok=True)  # first: a kill mid-delete leaves
+            # no folder that still claims to be complete
             shutil.rmtree(old, ignore_errors=True)
     return path
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -81,7 +82,8 @@ def generate_latents(
     latents, prompt_index = torch.cat(lat), torch.tensor(idx)
     if cache is not None:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_suffix(".tmp")
+        # a name of this process's own: ranks of a multi-process run may write it at once
+        tmp = cache.with_name(f".{cache.name}.{os.getpid()}.tmp")
         save_file({"latents": latents.contiguous(), "prompt_index": prompt_index}, str(tmp))
         tmp.replace(cache)
     return latents, prompt_index

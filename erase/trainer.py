@@ -263,6 +263,17 @@ class EraseTrainer:
             return pcgrad_gradient(self.ctx, forget, retain, weight)
         return joint_gradient(self.ctx, forget, retain, weight)
 
+    def _global_losses(self, stats: dict) -> dict:
+        """The losses of the global batch (mean over processes), not of this process's share."""
+        keys = sorted(k for k in stats if k.startswith("loss"))
+        if self.acc.num_processes == 1 or not keys:
+            return {}
+        import torch.distributed as dist
+
+        t = torch.tensor([stats[k] for k in keys], dtype=torch.float64, device=self.acc.device)
+        dist.all_reduce(t)
+        return dict(zip(keys, (t / self.acc.num_processes).tolist()))
+
     def _grad_norm(self) -> float:
         norms = torch._foreach_norm([p.grad for p in self.params if p.grad is not None])
         return float(torch.linalg.vector_norm(torch.stack(norms))) if norms else 0.0
@@ -273,6 +284,7 @@ class EraseTrainer:
         self.ctx.loss_scale = self.loss_scale
         stats = self._rule(forget, retain, monitor)
         stats = {k: v for k, v in stats.items() if not k.startswith("_")}
+        stats.update(self._global_losses(stats))
         if self.mask is not None:
             for name, p in self.named_params.items():
                 p.grad.mul_(self.mask[name])

@@ -386,7 +386,14 @@ def main(argv=None):
     before_rows = None
     if acc.is_main_process:
         before_rows = validation_grid(
-            pipe, unet, val_prompts, val_seeds, out / "validation" / "step-0.png", "original"
+            pipe,
+            unet,
+            val_prompts,
+            val_seeds,
+            out / "validation" / "step-0.png",
+            "original",
+            args.gen_steps,
+            args.gen_guidance_scale,
         )
 
     if args.train_params == "lora":
@@ -473,6 +480,8 @@ def main(argv=None):
                 val_seeds,
                 out / "validation" / f"step-{step}.png",
                 f"step {step}",
+                args.gen_steps,
+                args.gen_guidance_scale,
             )
             unet.train()
 
@@ -496,6 +505,8 @@ def main(argv=None):
         val_seeds,
         out / "validation" / f"step-{args.max_train_steps}.png",
         "erased",
+        args.gen_steps,
+        args.gen_guidance_scale,
     )
     save_grid(
         comparison_grid(

@@ -7,7 +7,9 @@ having learned anything, and they make every training step take milliseconds.
 
 from __future__ import annotations
 
+import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -107,16 +109,41 @@ def concept_run_args(models: dict, out: Path, steps: int = REFERENCE_STEPS, extr
 
 
 @pytest.fixture(scope="session")
-def class_reference(tiny_models, env, tmp_path_factory) -> Path:
-    """An uninterrupted 4-step ``erase_class.py`` run (lur), checkpoints at 2 and 4."""
-    out = tmp_path_factory.mktemp("class_reference") / "run"
-    assert_ok(run_cli("scripts/erase_class.py", class_run_args(tiny_models, out), env))
+def launch_pool():
+    """Runs independent CLI launches two at a time: each launch is single-threaded and mostly
+    imports, so on 2 cores two of them take the wall time of one."""
+    with ThreadPoolExecutor(max_workers=max(1, min(2, os.cpu_count() or 1))) as pool:
+        yield pool
+
+
+@pytest.fixture(scope="session")
+def references(tiny_models, env, launch_pool, tmp_path_factory) -> dict:
+    """The uninterrupted 4-step runs (lur; checkpoints at 2 and 4) of both scripts, launched
+    together: ``{name: (output dir, future)}``."""
+    root = tmp_path_factory.mktemp("references")
+    runs = {
+        "class": ("scripts/erase_class.py", class_run_args(tiny_models, root / "class")),
+        "concept": ("scripts/erase_concept.py", concept_run_args(tiny_models, root / "concept")),
+    }
+    return {
+        name: (root / name, launch_pool.submit(run_cli, script, args, env))
+        for name, (script, args) in runs.items()
+    }
+
+
+def _reference(references, name) -> Path:
+    out, future = references[name]
+    assert_ok(future.result())
     return out
 
 
 @pytest.fixture(scope="session")
-def concept_reference(tiny_models, env, tmp_path_factory) -> Path:
-    """An uninterrupted 4-step ``erase_concept.py`` run (lur on 'three'), checkpoints at 2, 4."""
-    out = tmp_path_factory.mktemp("concept_reference") / "run"
-    assert_ok(run_cli("scripts/erase_concept.py", concept_run_args(tiny_models, out), env))
-    return out
+def class_reference(references) -> Path:
+    """The uninterrupted 4-step ``erase_class.py`` run."""
+    return _reference(references, "class")
+
+
+@pytest.fixture(scope="session")
+def concept_reference(references) -> Path:
+    """The uninterrupted 4-step ``erase_concept.py`` run (erasing 'three')."""
+    return _reference(references, "concept")

@@ -32,10 +32,10 @@ from helpers import (
     assert_clean_error,
     assert_ok,
     load_weights,
-    max_abs_diff,
     run_cli,
     start_cli,
 )
+from safetensors.torch import load_file
 
 from erase.checkpoint import list_checkpoints, resolve_checkpoint
 from erase.errors import EraseError
@@ -52,11 +52,14 @@ def _log(out: Path) -> list[dict]:
     return [{k: v for k, v in r.items() if k != "time"} for r in log]
 
 
-def _resume_in_two_halves(script, args_fn, models, out, env, extra=()):
-    """Launch 1: HALF steps (a finished run, checkpoint-HALF). Launch 2: same folder, all steps,
-    resumed from ``latest``."""
-    first = run_cli(script, args_fn(models, out, steps=HALF, extra=extra), env)
-    assert_ok(first)
+def _first_half(pool, script, args_fn, models, out, env, extra=()):
+    """Launch 1 (in the background): HALF steps, a finished run with checkpoint-HALF."""
+    return pool.submit(run_cli, script, args_fn(models, out, steps=HALF, extra=extra), env)
+
+
+def _second_half(first, script, args_fn, models, out, env, extra=()):
+    """Launch 2: the same folder, all steps, resumed from ``latest``."""
+    assert_ok(first.result())
     assert is_complete(out / f"checkpoint-{HALF}")
     second = run_cli(
         script,
@@ -65,25 +68,28 @@ def _resume_in_two_halves(script, args_fn, models, out, env, extra=()):
     )
     assert_ok(second)
     assert f"resumed from checkpoint-{HALF}" in second.stdout, second.tail()
-    return second
 
 
 # -- resume is exact ----------------------------------------------------------------------------
 
 
-def test_resume_is_bit_exact_class(tiny_models, env, class_reference, tmp_path):
+def test_resume_is_bit_exact_class(tiny_models, env, launch_pool, request, tmp_path):
     out = tmp_path / "run"
-    _resume_in_two_halves(CLASS, class_run_args, tiny_models, out, env)
-    assert_bit_identical(load_weights(out), load_weights(class_reference))
-    assert _log(out) == _log(class_reference)
+    first = _first_half(launch_pool, CLASS, class_run_args, tiny_models, out, env)
+    reference = request.getfixturevalue("class_reference")  # runs meanwhile
+    _second_half(first, CLASS, class_run_args, tiny_models, out, env)
+    assert_bit_identical(load_weights(out), load_weights(reference))
+    assert _log(out) == _log(reference)
     assert [r["step"] for r in _log(out)] == list(range(1, REFERENCE_STEPS + 1))
 
 
-def test_resume_is_bit_exact_concept(tiny_models, env, concept_reference, tmp_path):
+def test_resume_is_bit_exact_concept(tiny_models, env, launch_pool, request, tmp_path):
     out = tmp_path / "run"
-    _resume_in_two_halves(CONCEPT, concept_run_args, tiny_models, out, env)
-    assert_bit_identical(load_weights(out), load_weights(concept_reference))
-    assert _log(out) == _log(concept_reference)
+    first = _first_half(launch_pool, CONCEPT, concept_run_args, tiny_models, out, env)
+    reference = request.getfixturevalue("concept_reference")
+    _second_half(first, CONCEPT, concept_run_args, tiny_models, out, env)
+    assert_bit_identical(load_weights(out), load_weights(reference))
+    assert _log(out) == _log(reference)
 
 
 @pytest.mark.slow
@@ -92,11 +98,13 @@ def test_resume_is_bit_exact_concept(tiny_models, env, concept_reference, tmp_pa
     [["--method", "salun"], ["--gradient_accumulation_steps", "2"]],
     ids=["salun", "grad_accum_2"],
 )
-def test_resume_is_bit_exact_class_variants(tiny_models, env, tmp_path, extra):
+def test_resume_is_bit_exact_class_variants(tiny_models, env, launch_pool, tmp_path, extra):
     ref = tmp_path / "reference"
-    assert_ok(run_cli(CLASS, class_run_args(tiny_models, ref, extra=extra), env))
+    ref_run = launch_pool.submit(run_cli, CLASS, class_run_args(tiny_models, ref, extra=extra), env)
     out = tmp_path / "run"
-    _resume_in_two_halves(CLASS, class_run_args, tiny_models, out, env, extra=extra)
+    first = _first_half(launch_pool, CLASS, class_run_args, tiny_models, out, env, extra)
+    _second_half(first, CLASS, class_run_args, tiny_models, out, env, extra)
+    assert_ok(ref_run.result())
     if "salun" in extra:
         assert (out / f"checkpoint-{HALF}" / "saliency_mask.safetensors").exists()
     assert_bit_identical(load_weights(out), load_weights(ref))
@@ -186,8 +194,22 @@ def test_sigkill_mid_save_leaves_no_loadable_half_checkpoint(
 # -- several processes --------------------------------------------------------------------------
 
 
+def _relative_distance(a: dict, b: dict, base: dict) -> float:
+    """|a − b| / |a − base|: how far two runs ended apart, relative to how far they moved."""
+    num = sum(float(((a[k].double() - b[k].double()) ** 2).sum()) for k in a)
+    den = sum(float(((a[k].double() - base[k].double()) ** 2).sum()) for k in a)
+    return math.sqrt(num / den)
+
+
 def test_two_cpu_ranks_match_one_rank(tiny_models, env, class_reference, tmp_path):
-    """2 ranks × batch 2 == 1 rank × batch 4 (the reference), and only rank 0 writes."""
+    """2 ranks × batch 2 == 1 rank × batch 4 (the reference), and only rank 0 writes.
+
+    Step 1 starts from the same weights, so its losses, gradient norms and forget/retain
+    cosines (global-batch values, after the all-reduce) must agree to float precision. The
+    weights after 4 steps agree more loosely: Adam normalises each coordinate's gradient, so
+    float noise in near-zero coordinates becomes updates of size lr (a 1-process run with 1 vs
+    2 threads ends ~2 % apart, relative to the update); a missing all-reduce would be ~100 %.
+    """
     out = tmp_path / "run"
     res = run_cli(
         CLASS,
@@ -199,12 +221,14 @@ def test_two_cpu_ranks_match_one_rank(tiny_models, env, class_reference, tmp_pat
     assert_ok(res)
     config = json.loads((out / "erase_config.json").read_text())
     assert config["environment"]["num_processes"] == 2
-    diff = max_abs_diff(load_weights(out), load_weights(class_reference))
-    assert diff < 1e-5, diff
     ref_log, log = _log(class_reference), _log(out)
     assert [r["step"] for r in log] == list(range(1, REFERENCE_STEPS + 1))  # written once
-    for a, b in zip(log, ref_log):
-        assert math.isclose(a["loss_forget"], b["loss_forget"], rel_tol=1e-4)
+    assert log[0].keys() == ref_log[0].keys()
+    for key, value in ref_log[0].items():
+        assert log[0][key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
+    base = load_file(str(tiny_models["ddpm"] / "unet" / "diffusion_pytorch_model.safetensors"))
+    dist = _relative_distance(load_weights(out), load_weights(class_reference), base)
+    assert dist < 0.1, dist
     # the same files as a 1-process run: no duplicates, nothing from rank 1, no leftovers
     assert sorted(p.name for p in out.iterdir()) == sorted(
         p.name for p in class_reference.iterdir()
@@ -233,8 +257,6 @@ def test_non_finite_loss_stops_with_one_line_after_saving(tiny_models, env, tmp_
     ckpt = out / f"checkpoint-{step}"
     assert is_complete(ckpt), sorted(p.name for p in out.iterdir())
     assert str(ckpt) in line
-    from safetensors.torch import load_file
-
     weights = load_file(str(ckpt / "trainable.safetensors"))
     assert all(torch.isfinite(w).all() for w in weights.values())
     state = json.loads((ckpt / "trainer_state.json").read_text())
