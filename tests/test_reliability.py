@@ -73,6 +73,7 @@ def _second_half(first, script, args_fn, models, out, env, extra=()):
 # -- resume is exact ----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_resume_is_bit_exact_class(tiny_models, env, launch_pool, request, tmp_path):
     out = tmp_path / "run"
     first = _first_half(launch_pool, CLASS, class_run_args, tiny_models, out, env)
@@ -83,6 +84,7 @@ def test_resume_is_bit_exact_class(tiny_models, env, launch_pool, request, tmp_p
     assert [r["step"] for r in _log(out)] == list(range(1, REFERENCE_STEPS + 1))
 
 
+@pytest.mark.slow
 def test_resume_is_bit_exact_concept(tiny_models, env, launch_pool, request, tmp_path):
     out = tmp_path / "run"
     first = _first_half(launch_pool, CONCEPT, concept_run_args, tiny_models, out, env)
@@ -143,6 +145,7 @@ def _assert_resumes_to_reference(tiny_models, env, out, reference):
     assert _log(out) == _log(reference)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_training_then_resume(tiny_models, env, class_reference, tmp_path):
     out = tmp_path / "run"
     # the save of the last checkpoint pauses, so the kill surely lands before the run ends
@@ -161,6 +164,7 @@ def test_sigkill_mid_training_then_resume(tiny_models, env, class_reference, tmp
     _assert_resumes_to_reference(tiny_models, env, out, class_reference)
 
 
+@pytest.mark.slow
 def test_sigkill_mid_save_leaves_no_loadable_half_checkpoint(
     tiny_models, env, class_reference, tmp_path
 ):
@@ -201,6 +205,7 @@ def _relative_distance(a: dict, b: dict, base: dict) -> float:
     return math.sqrt(num / den)
 
 
+@pytest.mark.slow
 def test_two_cpu_ranks_match_one_rank(tiny_models, env, class_reference, tmp_path):
     """2 ranks × batch 2 == 1 rank × batch 4 (the reference), and only rank 0 writes.
 
