@@ -71,6 +71,12 @@ def parse_args(argv=None):
     p.add_argument("--gen_steps", type=int, default=None, help="sampling steps for those images")
     p.add_argument("--gen_guidance_scale", type=float, default=None)
     p.add_argument("--gen_batch_size", type=int, default=32)
+    p.add_argument(
+        "--cache_dir",
+        default=None,
+        help="where generated latents are cached (default: OUTPUT_DIR/cache); share "
+        "it between runs of the same model and prompts",
+    )
     p.add_argument("--validation_prompts", nargs="*", default=None)
     p.add_argument(
         "--validation_steps",
@@ -380,7 +386,12 @@ def main(argv=None):
     val_seeds = [0, 1, 2, 3]
     t_prep = time.perf_counter()
     forget_pool, retain_pool, null_emb = build_pools(
-        pipe, concept, retain_prompts if method.retain_loss else [], args, device, out / "cache"
+        pipe,
+        concept,
+        retain_prompts if method.retain_loss else [],
+        args,
+        device,
+        Path(args.cache_dir) if args.cache_dir else out / "cache",
     )
     prep_seconds = time.perf_counter() - t_prep
     before_rows = None
