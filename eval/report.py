@@ -37,7 +37,9 @@ def main(argv=None):
     args = parse_args(argv)
     from erase.report import build_report
 
-    path = build_report([*args.run_dirs, *args.runs], args.output_dir, eval_dirs=args.evals, title=args.title)
+    path = build_report(
+        [*args.run_dirs, *args.runs], args.output_dir, eval_dirs=args.evals, title=args.title
+    )
     print(f"report -> {path}")
     return path
 

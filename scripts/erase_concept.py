@@ -220,7 +220,8 @@ def save_outputs(pipe, unet, out: Path, fmt: str) -> None:
     if unet.dtype != torch.float32:
         unet = unet.to(torch.float32)
     for part in (pipe.vae, pipe.text_encoder):
-        part.to(torch.float32)
+        if part.dtype != torch.float32:
+            part.to(torch.float32)
     if fmt == "unet":
         with atomic_dir(out / "unet") as tmp:
             unet.save_pretrained(tmp, safe_serialization=True)
@@ -518,6 +519,7 @@ def main(argv=None):
         "erased",
         args.gen_steps,
         args.gen_guidance_scale,
+        cells_dir=out / "samples",
     )
     save_grid(
         comparison_grid(

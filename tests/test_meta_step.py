@@ -11,7 +11,14 @@ from torch.func import functional_call
 
 from erase.meta_step import MetaConfig, StepContext, joint_gradient, meta_gradient
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True)
+def _float64():
+    """Double precision for exact comparisons, restored after each test (it is process-wide)."""
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
 
 
 def _mlp(seed=0):
@@ -92,7 +99,6 @@ def test_second_order_matches_finite_differences():
 
 def test_first_order_equals_exact_when_forget_hessian_is_zero():
     """A forget loss linear in the weights has ∇²L_f = 0, so both modes must agree."""
-    model = _mlp()
     xf, yf, xr, yr = _data()
     a = torch.randn(4, 2)
 
