@@ -148,3 +148,37 @@ def environment_record(accelerator) -> dict:
 
 def read_json(path: Path) -> dict:
     return json.loads(Path(path).read_text())
+
+
+def configs_from_args(args, method):
+    """(MetaConfig, TrainConfig) from the shared flags; α defaults to 3 × the learning rate."""
+    from .meta_step import MetaConfig
+    from .trainer import TrainConfig
+
+    inner_lr = args.inner_lr if args.inner_lr is not None else 3 * args.learning_rate
+    meta = MetaConfig(
+        mode=args.meta_mode,
+        inner_lr=inner_lr,
+        inner_steps=args.inner_steps,
+        retain_weight=method.retain_weight,
+        order=args.meta_order,
+        precondition=args.meta_precondition,
+    )
+    train = TrainConfig(
+        max_train_steps=args.max_train_steps,
+        learning_rate=args.learning_rate,
+        train_batch_size=args.train_batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        adam_weight_decay=args.adam_weight_decay,
+        lr_scheduler=args.lr_scheduler,
+        lr_warmup_steps=args.lr_warmup_steps,
+        max_grad_norm=args.max_grad_norm,
+        checkpointing_steps=args.checkpointing_steps,
+        checkpoints_total_limit=args.checkpoints_total_limit,
+        resume_from_checkpoint=args.resume_from_checkpoint,
+        seed=args.seed,
+        monitor_every=args.monitor_every,
+        saliency_sparsity=args.saliency_sparsity,
+        validation_steps=getattr(args, "validation_steps", 0),
+    )
+    return meta, train

@@ -141,12 +141,11 @@ def main(argv=None):
 
     from erase.data.class_data import fit_to_model, load_class_data
     from erase.io import COMPLETE_MARKER, atomic_dir, atomic_write_json, atomic_write_text
-    from erase.meta_step import MetaConfig
     from erase.params import FrozenModel, select_trainable
-    from erase.runs import environment_record, make_accelerator
+    from erase.runs import configs_from_args, environment_record, make_accelerator
     from erase.steplog import save_step_log
     from erase.tasks.class_erasure import ClassErasureTask
-    from erase.trainer import EraseTrainer, TrainConfig
+    from erase.trainer import EraseTrainer
 
     unet, scheduler, world, folder = load_class_model(args.pretrained_model)
     n_embeds = unet.config.num_class_embeds
@@ -181,31 +180,7 @@ def main(argv=None):
     frozen = FrozenModel(original, weight_dtype).to(device)
     unet.to(device)
     named = select_trainable(unet, "full")
-    inner_lr = args.inner_lr if args.inner_lr is not None else 3 * args.learning_rate
-    meta = MetaConfig(
-        mode=args.meta_mode,
-        inner_lr=inner_lr,
-        inner_steps=args.inner_steps,
-        retain_weight=method.retain_weight,
-        order=args.meta_order,
-        precondition=args.meta_precondition,
-    )
-    train_cfg = TrainConfig(
-        max_train_steps=args.max_train_steps,
-        learning_rate=args.learning_rate,
-        train_batch_size=args.train_batch_size,
-        gradient_accumulation_steps=args.gradient_accumulation_steps,
-        adam_weight_decay=args.adam_weight_decay,
-        lr_scheduler=args.lr_scheduler,
-        lr_warmup_steps=args.lr_warmup_steps,
-        max_grad_norm=args.max_grad_norm,
-        checkpointing_steps=args.checkpointing_steps,
-        checkpoints_total_limit=args.checkpoints_total_limit,
-        resume_from_checkpoint=args.resume_from_checkpoint,
-        seed=args.seed,
-        monitor_every=args.monitor_every,
-        saliency_sparsity=args.saliency_sparsity,
-    )
+    meta, train_cfg = configs_from_args(args, method)
     task = ClassErasureTask(
         frozen,
         scheduler,
