@@ -30,6 +30,10 @@ class NoisyBatch:
     noise: torch.Tensor
     cond: torch.Tensor
 
+    def take(self, sl: slice) -> NoisyBatch:
+        """This process's slice of a batch drawn for the global batch."""
+        return NoisyBatch(self.x_t[sl], self.t[sl], self.noise[sl], self.cond[sl])
+
 
 def noisy_batch(scheduler, x0, cond, generator: torch.Generator, t_range=None) -> NoisyBatch:
     """Noise ``x0`` at random timesteps drawn from ``generator`` (deterministic per step)."""

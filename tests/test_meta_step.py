@@ -100,11 +100,6 @@ def test_second_order_matches_finite_differences():
 def test_first_order_equals_exact_when_forget_hessian_is_zero():
     """A forget loss linear in the weights has ∇²L_f = 0, so both modes must agree."""
     xf, yf, xr, yr = _data()
-    a = torch.randn(4, 2)
-
-    def forget_linear(model_fn, micro):  # linear in the last layer's weights only
-        return (model_fn[2].weight * a.T).sum() if isinstance(model_fn, nn.Module) else None
-
     # use a single linear layer so that L_f is linear in *all* trainable weights
     lin = nn.Linear(3, 2)
     w = torch.randn(2, 3)
@@ -124,7 +119,6 @@ def test_first_order_equals_exact_when_forget_hessian_is_zero():
     # the weights are restored after the look-ahead
     for p, q in zip(l1.parameters(), lin.parameters()):
         torch.testing.assert_close(p, q, rtol=0, atol=1e-15)
-    del forget_linear
 
 
 @pytest.mark.parametrize("mode", ["first_order", "second_order"])

@@ -68,8 +68,7 @@ class ClassErasureTask:
         anchors = self.anchor_classes[
             torch.randint(len(self.anchor_classes), (len(yf),), generator=generator)
         ].to(self.device)
-        fb = noisy_batch(self.scheduler, xf, yf, generator)
-        fb.x_t, fb.t, fb.noise, fb.cond = fb.x_t[sl], fb.t[sl], fb.noise[sl], fb.cond[sl]
+        fb = noisy_batch(self.scheduler, xf, yf, generator).take(sl)
         anchors = anchors[sl]
         null = None
         if self.null_class is not None:
@@ -87,8 +86,7 @@ class ClassErasureTask:
         if self.retain_kind is None:
             return forget, None
         xr, yr, sl = self._draw(self.retain_x, self.retain_y, generator, rank, world)
-        rb = noisy_batch(self.scheduler, xr, yr, generator)
-        rb.x_t, rb.t, rb.noise, rb.cond = rb.x_t[sl], rb.t[sl], rb.noise[sl], rb.cond[sl]
+        rb = noisy_batch(self.scheduler, xr, yr, generator).take(sl)
         r_target = None
         if self.retain_kind == "preserve":
             r_target = frozen_eps(self.predict, self.frozen, rb.x_t, rb.t, rb.cond)
@@ -97,6 +95,5 @@ class ClassErasureTask:
     def saliency_closure(self, generator: torch.Generator, rank: int = 0, world: int = 1):
         """The denoising loss on forget data: its gradient magnitude defines SalUn's mask."""
         xf, yf, sl = self._draw(self.forget_x, self.forget_y, generator, rank, world)
-        fb = noisy_batch(self.scheduler, xf, yf, generator)
-        fb.x_t, fb.t, fb.noise, fb.cond = fb.x_t[sl], fb.t[sl], fb.noise[sl], fb.cond[sl]
+        fb = noisy_batch(self.scheduler, xf, yf, generator).take(sl)
         return retain_loss("denoise", self.predict, fb)

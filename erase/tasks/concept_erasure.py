@@ -64,14 +64,9 @@ class ConceptErasureTask:
         )
         return x0, cond, anchor, slice(rank * self.batch_size, (rank + 1) * self.batch_size)
 
-    @staticmethod
-    def _slice(b, sl):
-        b.x_t, b.t, b.noise, b.cond = b.x_t[sl], b.t[sl], b.noise[sl], b.cond[sl]
-        return b
-
     def closures(self, generator: torch.Generator, rank: int = 0, world: int = 1):
         x0, cond, anchor, sl = self._draw(self.forget, generator, rank, world)
-        fb = self._slice(noisy_batch(self.scheduler, x0, cond, generator), sl)
+        fb = noisy_batch(self.scheduler, x0, cond, generator).take(sl)
         anchor = anchor[sl] if anchor is not None else None
         null = self.null.expand(fb.cond.shape[0], *self.null.shape[1:])
         target = forget_target(
@@ -87,7 +82,7 @@ class ConceptErasureTask:
         if self.retain_kind is None or self.retain is None:
             return forget, None
         x0, cond, _, sl = self._draw(self.retain, generator, rank, world)
-        rb = self._slice(noisy_batch(self.scheduler, x0, cond, generator), sl)
+        rb = noisy_batch(self.scheduler, x0, cond, generator).take(sl)
         r_target = None
         if self.retain_kind == "preserve":
             r_target = frozen_eps(self.predict, self.frozen, rb.x_t, rb.t, rb.cond)
@@ -95,5 +90,5 @@ class ConceptErasureTask:
 
     def saliency_closure(self, generator: torch.Generator, rank: int = 0, world: int = 1):
         x0, cond, _, sl = self._draw(self.forget, generator, rank, world)
-        fb = self._slice(noisy_batch(self.scheduler, x0, cond, generator), sl)
+        fb = noisy_batch(self.scheduler, x0, cond, generator).take(sl)
         return retain_loss("denoise", self.predict, fb)
