@@ -36,6 +36,8 @@ CONVENTIONS = {
 }
 
 _FIGURE_NAMES = ("grid.png", "step_log.png")
+_DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
+_TASK_TITLES = {"class": "Class erasure", "concept": "Concept erasure"}
 
 # the numbers a reader compares first; "before → after" where the run measured both
 HEADLINE_METRICS = (
@@ -43,6 +45,11 @@ HEADLINE_METRICS = (
     "UA",
     "forget_accuracy",
     "retained_accuracy",
+    "forget_digit_accuracy",
+    "other_digits_accuracy",
+    "forget_style_accuracy",
+    "other_styles_accuracy",
+    "styled_digit_accuracy",
     "IRA",
     "CRA",
     "fid_remaining",
@@ -74,17 +81,34 @@ CONFIG_KEYS = (
 )
 
 
+def _number(v) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    return float(v) if math.isfinite(v) else None
+
+
 def _headline(met: dict) -> tuple[dict, dict]:
-    """(headline row, per-class accuracy row) from a run's metrics.json."""
+    """(headline row, per-class accuracy row) from a run's metrics.json.
+
+    Two layouts exist: class runs keep the erased model's numbers at the top level and the
+    original's under ``before``; concept runs keep summaries as ``<key>_before``/``<key>_after``
+    pairs (and the raw evaluations under ``before``/``after``). NaN (a summary that does not
+    apply, e.g. the erased-style accuracy of a digit run) is left out.
+    """
     after = met.get("after") if isinstance(met.get("after"), dict) else met
     before = met.get("before") if isinstance(met.get("before"), dict) else {}
     row = {}
     for k in HEADLINE_METRICS:
-        a, b = after.get(k, met.get(k)), before.get(k)
-        if isinstance(a, (int, float)) and not isinstance(a, bool):
-            row[k] = f"{_fmt(float(b))} → {_fmt(float(a))}" if isinstance(b, (int, float)) else a
-    per_class = after.get("per_class_accuracy") or {}
-    return row, {str(c): v for c, v in per_class.items() if isinstance(v, (int, float))}
+        a = _number(met.get(f"{k}_after", after.get(k, met.get(k))))
+        b = _number(met.get(f"{k}_before", before.get(k)))
+        if a is not None:
+            row[k] = f"{_fmt(b)} → {_fmt(a)}" if b is not None else a
+    per_class = dict(after.get("per_class_accuracy") or {})
+    digits = after.get("per_digit_accuracy") or {}
+    order = [w for w in _DIGIT_WORDS if w in digits] + [w for w in digits if w not in _DIGIT_WORDS]
+    per_class.update({w: digits[w] for w in order})
+    per_class.update({f"style {k}": v for k, v in (after.get("per_style_accuracy") or {}).items()})
+    return row, {str(c): v for c, v in per_class.items() if _number(v) is not None}
 
 
 def _read_json(path: Path):
@@ -123,7 +147,7 @@ def _fmt(v) -> str:
     return str(v).replace("|", "\\|")
 
 
-def _table(rows: list[tuple[str, dict]], max_cols: int = 14) -> list[str]:
+def _table(rows: list[tuple[str, dict]], max_cols: int = 16) -> list[str]:
     keys: list[str] = []
     for _, r in rows:
         keys += [k for k in r if k not in keys]
@@ -224,7 +248,7 @@ def build_report(
     output_dir: str | os.PathLike,
     *,
     eval_dirs: Sequence[str | os.PathLike] = (),
-    title: str = "Concept erasure report",
+    title: str = "Erasure report",
 ) -> Path:
     """Write ``output_dir/report.md`` (+ ``figures/``); returns the report's path."""
     from .io import atomic_dir, atomic_write_text
@@ -262,10 +286,11 @@ def build_report(
                     flat["forget_class"] = ", ".join(map(str, cfg["forget_class"]))
                 config_rows.append((name, {k: flat[k] for k in CONFIG_KEYS if k in flat}))
             if met is not None:
+                task = (cfg or {}).get("task", "")
                 head, per_class = _headline(met)
-                metric_rows.append((name, head))
+                metric_rows.append((task, name, head))
                 if per_class:
-                    class_rows.append((name, per_class))
+                    class_rows.append((task, name, per_class))
             for fname in _FIGURE_NAMES:
                 src = run / fname
                 if src.is_file():
@@ -299,9 +324,15 @@ def build_report(
                 "Before → after where the run measured both; the full "
                 "numbers are in each run's metrics.json.",
                 "",
-            ] + _table(metric_rows)
-        if class_rows:
-            md += ["### Per-class accuracy after erasure", ""] + _table(class_rows)
+            ]
+            for task in dict.fromkeys(t for t, _, _ in metric_rows):
+                rows = [(n, r) for t, n, r in metric_rows if t == task]
+                per = [(n, r) for t, n, r in class_rows if t == task]
+                label = _TASK_TITLES.get(task, task or "Runs")
+                md += [f"### {label}", ""] + _table(rows)
+                if per:
+                    md += [f"Per-class accuracy after erasure ({label.lower()}):", ""]
+                    md += _table(per)
         if eval_rows:
             md += ["## Evaluations", ""]
             by_metric: dict[str, list] = {}

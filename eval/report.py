@@ -28,7 +28,7 @@ def parse_args(argv=None):
     p.add_argument("--runs", nargs="*", default=[], help="erasure run dirs")
     p.add_argument("--evals", nargs="*", default=[], help="evaluation output dirs")
     p.add_argument("--output_dir", default="outputs/report")
-    p.add_argument("--title", default="Concept erasure report")
+    p.add_argument("--title", default="Erasure report")
     return p.parse_args(argv)
 
 

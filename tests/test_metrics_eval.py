@@ -176,7 +176,7 @@ def test_clip_score_formula():
 def test_tiny_clip_prefers_matching_captions():
     from erase.embedded.judge import styled_digits
     from erase.embedded.styles import STYLES, digit_prompt, style_prompt
-    from erase.eval_loading import tensor_to_pil
+    from erase.images import tensor_to_pil
     from erase.metrics.clipscore import clip_score, load_clip_backend
 
     x, d, s = styled_digits("test")
@@ -355,6 +355,44 @@ def test_report_renders_and_names_only_existing_figures(tmp_path):
     assert not (tmp_path / "report2").exists()
 
 
+def test_report_tables_concept_and_class_runs_with_their_own_keys(tmp_path):
+    """Concept runs keep ``<key>_before/_after`` pairs; class runs keep ``before`` + top level."""
+    import json
+
+    from erase.concept_eval import summarize
+    from erase.embedded.styles import DIGIT_WORDS, STYLES
+    from erase.report import build_report
+
+    def evaluation(three, inverted):
+        digits = {w: (three if w == "three" else 0.9) for w in DIGIT_WORDS}
+        styles = {s: (inverted if s == "inverted" else 1.0) for s in STYLES}
+        return {
+            "per_digit_accuracy": digits,
+            "per_style_accuracy": styles,
+            "styled_prompt_digit_accuracy": 0.8,
+            "images_per_class": 4,
+        }
+
+    concept = tmp_path / "three-lur"
+    concept.mkdir()
+    (concept / "erase_config.json").write_text(json.dumps({"task": "concept", "method": "lur"}))
+    met = summarize(["three"], evaluation(1.0, 1.0), evaluation(0.05, 1.0))
+    (concept / "metrics.json").write_text(json.dumps(met))
+    klass = tmp_path / "class-7"
+    klass.mkdir()
+    (klass / "erase_config.json").write_text(json.dumps({"task": "class", "method": "joint"}))
+    (klass / "metrics.json").write_text(
+        json.dumps({"unlearning_accuracy": 0.97, "before": {"unlearning_accuracy": 0.0}})
+    )
+    text = build_report([concept, klass], tmp_path / "report").read_text()
+    concept_part = text.split("### Concept erasure")[1].split("### Class erasure")[0]
+    assert "forget_digit_accuracy" in concept_part and "1 → 0.05" in concept_part
+    assert "other_digits_accuracy" in concept_part and "0.9 → 0.9" in concept_part
+    assert "forget_style_accuracy" not in concept_part  # NaN for a digit run: left out
+    assert "| three-lur | 0.9 | 0.9 | 0.9 | 0.05 |" in concept_part  # digits in their order
+    assert "0 → 0.97" in text.split("### Class erasure")[1]
+
+
 # -- resumable generation ------------------------------------------------------------------
 
 
@@ -374,7 +412,7 @@ class _StubGenerator:
 
 
 def test_generate_to_folder_resumes_and_batches_by_guidance(tmp_path):
-    from erase.eval_loading import generate_to_folder
+    from erase.generators import generate_to_folder
 
     items = [
         {"prompt": f"p{i}", "seed": i, "guidance": 7.0 if i % 2 else 9.0, "filename": f"{i}.png"}
