@@ -94,7 +94,7 @@ def encode_image_folder(pipe, folder: str, device, size: int | None = None) -> t
     """VAE latents (scaled) of the user's images of the concept."""
     import numpy as np
 
-    from .eval_loading import list_images, load_image
+    from .images import list_images, load_image
 
     size = size or pipe.unet.config.sample_size * pipe.vae_scale_factor
     xs = []

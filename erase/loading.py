@@ -94,3 +94,25 @@ def load_sd_pipeline(spec: str | None, torch_dtype=None):
     except Exception as exc:
         raise EraseError(f"cannot load the pipeline in {str(folder)!r}: {exc}") from None
     return pipe, folder, name
+
+
+def load_pipeline(path: str, device: str = "cpu"):
+    """(any ``DiffusionPipeline``, its world record) for sampling; same resolution and errors
+    as :func:`load_sd_pipeline`, which the trainer uses because it needs the SD components."""
+    from diffusers import DiffusionPipeline
+
+    folder, _ = resolve_pipeline_folder(path)  # local folder, hub cache, or one clear error
+    try:
+        pipe = DiffusionPipeline.from_pretrained(str(folder), safety_checker=None)
+    except Exception as exc:
+        raise EraseError(
+            f"cannot load pipeline {path!r} ({exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from None
+    pipe = pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    from .embedded.tiny_sd import read_world
+
+    world = read_world(folder)
+    pipe._erase_world = world
+    return pipe, world

@@ -32,7 +32,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split("\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    from erase.eval_loading import add_model_args
+    from erase.generators import add_model_args
 
     p.add_argument("--images", default=None, help="folder of images to score")
     p.add_argument(
@@ -103,7 +103,7 @@ def _generation_items(args) -> list[dict]:
         records = load_prompts(args.prompts)
     if args.limit:
         records = records[: args.limit]
-    from erase.eval_loading import prompt_items
+    from erase.generators import prompt_items
 
     return prompt_items(records, args.seeds)
 
@@ -111,7 +111,8 @@ def _generation_items(args) -> list[dict]:
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
-    from erase.eval_loading import check_positive, load_images
+    from erase.generators import check_positive
+    from erase.images import load_images
     from erase.metrics.clipscore import clip_scores, load_clip_backend
     from erase.report import markdown_kv_table, write_eval_result
 
@@ -137,7 +138,7 @@ def main(argv=None):
         items = [{"prompt": c, "filename": p.name} for p, c in pairs]
         model_name = None
     else:
-        from erase.eval_loading import generate_to_folder, load_generator
+        from erase.generators import generate_to_folder, load_generator
 
         items = _generation_items(args)
         gen = load_generator(args.model, args.base, device=args.device)

@@ -28,7 +28,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split("\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    from erase.eval_loading import add_model_args
+    from erase.generators import add_model_args
 
     p.add_argument("--real", default=None, help="folder of real images (default: real digits)")
     p.add_argument("--fake", default=None, help="folder of generated images")
@@ -47,7 +47,7 @@ def parse_args(argv=None):
 
 
 def _folder_tensor(folder, size: int | None = None):
-    from erase.eval_loading import list_images, load_images, pil_to_tensor
+    from erase.images import list_images, load_images, pil_to_tensor
 
     images = load_images(list_images(folder))
     if len(images) < 2:
@@ -88,7 +88,7 @@ def _extractor(kind: str, weights):
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
-    from erase.eval_loading import check_positive
+    from erase.generators import check_positive
     from erase.metrics.fid import fid_from_images
     from erase.report import markdown_kv_table, write_eval_result
 
@@ -108,7 +108,7 @@ def main(argv=None):
         real = _folder_tensor(args.real, size)
         fake = _folder_tensor(args.fake, size)
     else:
-        from erase.eval_loading import load_generator
+        from erase.generators import load_generator
 
         gen = load_generator(
             args.model, args.base, classes=args.prompts is None, device=args.device
@@ -136,12 +136,8 @@ def main(argv=None):
             settings.update(classes=classes, samples_per_class=args.samples_per_class)
         else:
             from erase.data.prompts_csv import load_prompt_csv, load_prompts
-            from erase.eval_loading import (
-                generate_to_folder,
-                load_images,
-                pil_to_tensor,
-                prompt_items,
-            )
+            from erase.generators import generate_to_folder, prompt_items
+            from erase.images import load_images, pil_to_tensor
 
             embedded = args.model is None
             if args.real is None and not embedded:

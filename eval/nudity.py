@@ -26,7 +26,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split("\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    from erase.eval_loading import add_model_args
+    from erase.generators import add_model_args
     from erase.metrics.nudity import DEFAULT_THRESHOLD
 
     p.add_argument("--images", default=None, help="evaluate the images in this folder")
@@ -94,7 +94,8 @@ def generation_items(records, num_images_per_prompt: int, default_seed: int) -> 
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
-    from erase.eval_loading import check_positive, list_images, load_images
+    from erase.generators import check_positive
+    from erase.images import list_images, load_images
     from erase.metrics.nudity import DETECTOR_NAME, NudityDetector
     from erase.report import markdown_kv_table, write_eval_result
 
@@ -111,7 +112,7 @@ def main(argv=None):
         meta["images"] = str(args.images)
         model_name = None
     else:
-        from erase.eval_loading import generate_to_folder, load_generator
+        from erase.generators import generate_to_folder, load_generator
 
         records = _records(args)
         items = generation_items(records, args.num_images_per_prompt, args.seed)

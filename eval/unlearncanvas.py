@@ -28,7 +28,7 @@ from erase.errors import EraseError, cli_main  # noqa: E402
 
 
 def parse_args(argv=None):
-    from erase.eval_loading import add_model_args
+    from erase.generators import add_model_args
     from erase.metrics.unlearncanvas import DEFAULT_ARCH, DEFAULT_SEEDS, PROMPT_TEMPLATE
 
     p = argparse.ArgumentParser(
@@ -112,7 +112,7 @@ def _subset(names, chosen, flag):
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
-    from erase.eval_loading import load_images
+    from erase.images import load_images
     from erase.metrics.unlearncanvas import (
         generation_plan,
         predict_records,
@@ -151,7 +151,7 @@ def main(argv=None):
         plan = present
         paths = [folder / it["filename"] for it in plan]
     else:
-        from erase.eval_loading import generate_to_folder, load_generator
+        from erase.generators import generate_to_folder, load_generator
 
         gen = load_generator(args.model, args.base, device=args.device)
         model_name = gen.name

@@ -27,7 +27,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(
         description=__doc__.split("\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter
     )
-    from erase.eval_loading import add_model_args
+    from erase.generators import add_model_args
 
     add_model_args(p, classes=True)
     p.add_argument("--compare", default=None, help="a second model (e.g. the base) to show beside")
@@ -43,7 +43,7 @@ def parse_args(argv=None):
 
 def _sample(gen, rows, args, row_is_class: bool):
     """``images[r][c]`` for row r and seed c, and the settings actually used."""
-    from erase.eval_loading import tensor_to_pil
+    from erase.images import tensor_to_pil
 
     guidance = gen.guidance_scale if args.guidance_scale is None else args.guidance_scale
     steps = (
@@ -70,7 +70,7 @@ def _sample(gen, rows, args, row_is_class: bool):
 def main(argv=None):
     args = parse_args(argv)
     from erase.data.prompts_csv import load_prompts
-    from erase.eval_loading import check_positive, load_generator
+    from erase.generators import check_positive, load_generator
     from erase.grids import comparison_grid, save_grid
     from erase.io import atomic_dir, atomic_write_json, save_image
 
@@ -143,7 +143,7 @@ def main(argv=None):
 
 
 def _is_ddpm(model: str) -> bool:
-    from erase.eval_loading import is_ddpm_run
+    from erase.generators import is_ddpm_run
 
     p = Path(model)
     return p.exists() and is_ddpm_run(p)

@@ -67,7 +67,7 @@ def photo_dir(tmp_path_factory):
 
 
 def _save_digits(folder: Path, images: torch.Tensor, names=None) -> list[str]:
-    from erase.eval_loading import tensor_to_pil
+    from erase.images import tensor_to_pil
 
     folder.mkdir(parents=True, exist_ok=True)
     names = names or [f"{i:04d}.png" for i in range(len(images))]
@@ -280,7 +280,7 @@ def test_load_generator_lora_and_ddpm(tiny_pipeline, tmp_path):
     from peft.utils import get_peft_model_state_dict
 
     from erase.errors import EraseError
-    from erase.eval_loading import load_generator
+    from erase.generators import load_generator
 
     # LoRA weights in diffusers' format over the base
     base = StableDiffusionPipeline.from_pretrained(tiny_pipeline / "base")
