@@ -50,6 +50,13 @@ def parse_args(argv=None):
         default=None,
         help="label of the unconditional class (default: the model's last label)",
     )
+    p.add_argument(
+        "--retain_null_prob",
+        type=float,
+        default=0.1,
+        help="share of retain labels replaced by the null class, so the unconditional "
+        "branch that guidance uses is retained too (the pretraining rate)",
+    )
     p.add_argument("--guidance_scale", type=float, default=None)
     p.add_argument("--num_inference_steps", type=int, default=None)
     p.add_argument("--eval_samples_per_class", type=int, default=50)
@@ -119,6 +126,7 @@ def build_config(args, method, meta, train_cfg, world, n_classes, null_class, en
         "image_range": "[-1, 1]",
         "esd_eta": args.esd_eta,
         "ga_bound": args.ga_bound,
+        "retain_null_prob": args.retain_null_prob,
         "environment": env,
     }
 
@@ -193,6 +201,7 @@ def main(argv=None):
         device,
         eta=args.esd_eta,
         ga_bound=args.ga_bound,
+        retain_null_prob=args.retain_null_prob,
     )
     config = build_config(
         args, method, meta, train_cfg, world, n_classes, null_class, environment_record(acc)

@@ -4,7 +4,10 @@ Forget batch: real images of the forget classes, labelled with the forget class;
 regresses onto the frozen original's prediction for a random *other* class ("random label"),
 ``esd`` onto negative guidance from the null class, ``ga`` ascends the denoising loss.
 Retain batch: real images of the remaining classes with their labels (``denoise``), or the
-frozen original's predictions on them (``preserve``, distillation).
+frozen original's predictions on them (``preserve``, distillation). A share of the retain labels
+(``retain_null_prob``, the pretraining recipe's rate) is replaced by the null class: guidance
+samples with ``ε_u + w (ε_c − ε_u)``, so an unconditional branch left untrained drifts with the
+shared weights and degrades every remaining class.
 """
 
 from __future__ import annotations
@@ -36,12 +39,16 @@ class ClassErasureTask:
         device,
         eta: float = 1.0,
         ga_bound: float = 1.0,
+        retain_null_prob: float = 0.1,
     ):
         self.frozen, self.scheduler = frozen, scheduler
         self.forget_kind, self.retain_kind = forget_kind, retain_kind
         self.batch_size, self.device = batch_size, device
         self.eta, self.ga_bound, self.null_class = eta, ga_bound, null_class
         self.forget_classes = forget_classes
+        self.retain_null_prob = retain_null_prob if null_class is not None else 0.0
+        if not 0.0 <= self.retain_null_prob < 1.0:
+            raise EraseError(f"--retain_null_prob must be in [0, 1), got {retain_null_prob}")
         n = data.num_classes
         self.anchor_classes = torch.tensor([c for c in range(n) if c not in forget_classes])
         if len(self.anchor_classes) == 0:
@@ -86,6 +93,9 @@ class ClassErasureTask:
         if self.retain_kind is None:
             return forget, None
         xr, yr, sl = self._draw(self.retain_x, self.retain_y, generator, rank, world)
+        if self.retain_null_prob > 0:
+            drop = torch.rand(len(yr), generator=generator) < self.retain_null_prob
+            yr = torch.where(drop.to(yr.device), torch.full_like(yr, self.null_class), yr)
         rb = noisy_batch(self.scheduler, xr, yr, generator).take(sl)
         r_target = None
         if self.retain_kind == "preserve":
