@@ -108,8 +108,10 @@ def encode_image_folder(pipe, folder: str, device, size: int | None = None) -> t
     return (lat * pipe.vae.config.scaling_factor).float().cpu()
 
 
-def build_pools(pipe, concept, retain_prompts, args, device, cache_dir) -> tuple:
-    """(forget pool, retain pool or None, null embedding)."""
+def build_pools(
+    pipe, concept, retain_prompts, args, device, cache_dir, progress: bool = True
+) -> tuple:
+    """(forget pool, retain pool or None, null embedding); ``progress`` on the main process."""
     forget_emb = embed_prompts(pipe, concept.forget, device)
     anchors = [concept.anchor_for(i) for i in range(len(concept.forget))]
     anchor_emb = embed_prompts(pipe, anchors, device) if any(anchors) else None
@@ -123,6 +125,7 @@ def build_pools(pipe, concept, retain_prompts, args, device, cache_dir) -> tuple
         device=device,
         batch_size=args.gen_batch_size,
         cache_dir=cache_dir,
+        progress=progress,
     )
     if args.forget_images:
         latents = encode_image_folder(pipe, args.forget_images, device)

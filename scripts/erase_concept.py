@@ -392,6 +392,7 @@ def main(argv=None):
         args,
         device,
         Path(args.cache_dir) if args.cache_dir else out / "cache",
+        progress=acc.is_main_process,
     )
     prep_seconds = time.perf_counter() - t_prep
     before_rows = None

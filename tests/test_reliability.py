@@ -206,40 +206,54 @@ def _relative_distance(a: dict, b: dict, base: dict) -> float:
 
 
 @pytest.mark.slow
-def test_two_cpu_ranks_match_one_rank(tiny_models, env, class_reference, tmp_path):
-    """2 ranks × batch 2 == 1 rank × batch 4 (the reference), and only rank 0 writes.
+@pytest.mark.parametrize("task", ["class", "concept"])
+def test_two_cpu_ranks_match_one_rank(task, tiny_models, env, request, tmp_path):
+    """2 ranks × half the batch == 1 rank × the batch (the reference), and only rank 0 writes.
 
     Step 1 starts from the same weights, so its losses, gradient norms and forget/retain
     cosines (global-batch values, after the all-reduce) must agree to float precision. The
     weights after 4 steps agree more loosely: Adam normalises each coordinate's gradient, so
     float noise in near-zero coordinates becomes updates of size lr (a 1-process run with 1 vs
     2 threads ends ~2 % apart, relative to the update); a missing all-reduce would be ~100 %.
+    The concept run also generates its forget/retain latents on both ranks into one cache.
+    Its later steps are not compared: on the random-init tiny SD the Adam-preconditioned
+    look-ahead of step 2 is sign(g) in every coordinate (one step of moments), so float noise
+    in gradients that are zero in exact arithmetic becomes full-size look-ahead steps (the runs
+    end ~75 % apart); step 1 already checks the all-reduced global-batch values.
     """
     out = tmp_path / "run"
+    if task == "class":
+        script, args = CLASS, class_run_args(tiny_models, out, extra=["--train_batch_size", "2"])
+        reference, base_dir = request.getfixturevalue("class_reference"), tiny_models["ddpm"]
+    else:
+        script = CONCEPT
+        args = concept_run_args(tiny_models, out, extra=["--train_batch_size", "1"])
+        reference, base_dir = request.getfixturevalue("concept_reference"), tiny_models["sd"]
     res = run_cli(
-        CLASS,
-        class_run_args(tiny_models, out, extra=["--train_batch_size", "2"]),
-        {**env, "ACCELERATE_USE_CPU": "true"},
-        launcher="accelerate",
-        num_processes=2,
+        script, args, {**env, "ACCELERATE_USE_CPU": "true"}, launcher="accelerate", num_processes=2
     )
     assert_ok(res)
     config = json.loads((out / "erase_config.json").read_text())
     assert config["environment"]["num_processes"] == 2
-    ref_log, log = _log(class_reference), _log(out)
+    ref_log, log = _log(reference), _log(out)
     assert [r["step"] for r in log] == list(range(1, REFERENCE_STEPS + 1))  # written once
     assert log[0].keys() == ref_log[0].keys()
     for key, value in ref_log[0].items():
         assert log[0][key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
-    base = load_file(str(tiny_models["ddpm"] / "unet" / "diffusion_pytorch_model.safetensors"))
-    dist = _relative_distance(load_weights(out), load_weights(class_reference), base)
-    assert dist < 0.1, dist
+    base = load_file(str(base_dir / "unet" / "diffusion_pytorch_model.safetensors"))
+    dist = _relative_distance(load_weights(out), load_weights(reference), base)
+    if task == "class":
+        assert dist < 0.1, dist
+    assert all(torch.isfinite(v).all() for v in load_weights(out).values())
     # the same files as a 1-process run: no duplicates, nothing from rank 1, no leftovers
-    assert sorted(p.name for p in out.iterdir()) == sorted(
-        p.name for p in class_reference.iterdir()
-    )
+    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in reference.iterdir())
+    if task == "concept":  # one cache file per pool, written by both ranks without a clash
+        assert sorted(p.name for p in (out / "cache").iterdir()) == sorted(
+            p.name for p in (reference / "cache").iterdir()
+        )
     assert [p.name for p in list_checkpoints(out)] == ["checkpoint-2", "checkpoint-4"]
-    assert res.stdout.count("saved the erased model") == 1, res.tail()
+    saved = [ln for ln in res.stdout.splitlines() if ln.startswith("saved")]
+    assert len(saved) == 1, res.tail()
 
 
 # -- numerical guard ----------------------------------------------------------------------------
