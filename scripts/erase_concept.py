@@ -104,7 +104,7 @@ def resolve_inputs(args):
         read_prompt_file,
         resolve_concept,
     )
-    from erase.methods import get_method
+    from erase.methods import get_method, resolve_forget_loss
 
     method = get_method(args.method, CONCEPT_METHODS)
     if args.train_params not in PARAM_SETS:
@@ -132,6 +132,7 @@ def resolve_inputs(args):
     method = method.with_overrides(
         forget_loss=args.forget_loss, retain_loss=args.retain_loss, retain_weight=args.retain_weight
     )
+    method = resolve_forget_loss(method, any(concept.anchor))
     if method.forget_loss == "anchor" and not any(concept.anchor):
         concept.anchor = ["a photo"] if args.pretrained_model_name_or_path else [""]
     if method.retain_loss and not retain:

@@ -1,0 +1,31 @@
+"""The method registry: what each method trains with, and how a concept picks its forget loss."""
+
+from __future__ import annotations
+
+import pytest
+
+from erase.concepts import resolve_concept
+from erase.errors import EraseError
+from erase.methods import CLASS_METHODS, CONCEPT_METHODS, get_method, resolve_forget_loss
+
+
+def test_concept_forget_loss_follows_the_concept_file():
+    """A concept with an anchor (a style, nudity) is mapped onto it; one without (a digit) gets
+    ESD's negative guidance. Baselines keep their own loss whatever the concept."""
+    style, digit = resolve_concept("inverted"), resolve_concept("three")
+    assert any(style.anchor) and not any(digit.anchor)
+    lur = CONCEPT_METHODS["lur"]
+    assert resolve_forget_loss(lur, any(style.anchor)).forget_loss == "anchor"
+    assert resolve_forget_loss(lur, any(digit.anchor)).forget_loss == "esd"
+    assert resolve_forget_loss(CONCEPT_METHODS["esd"], True).forget_loss == "esd"
+    assert resolve_forget_loss(CONCEPT_METHODS["ga"], True).forget_loss == "ga"
+    for name in ("lur", "joint", "pcgrad"):  # the like-for-like comparison: same losses
+        spec = resolve_forget_loss(CONCEPT_METHODS[name], True)
+        assert (spec.forget_loss, spec.retain_loss, spec.retain_weight) == ("anchor", "preserve", 3)
+    assert any(resolve_concept("nudity").anchor)
+
+
+def test_every_class_method_has_a_concrete_loss_and_unknown_names_fail():
+    assert {m.forget_loss for m in CLASS_METHODS.values()} <= {"anchor", "esd", "ga"}
+    with pytest.raises(EraseError, match="unknown method 'lurr'"):
+        get_method("lurr", CLASS_METHODS)
