@@ -20,7 +20,8 @@ $(VENV)/.installed: pyproject.toml
 demo: setup
 	$(LAUNCH) scripts/erase_class.py --forget_class 7 --method lur --output_dir $(DEMO)/class-7 --overwrite
 	$(LAUNCH) scripts/erase_concept.py --concept three --method lur --output_dir $(DEMO)/concept-three --overwrite
-	$(PY) eval/report.py $(DEMO)/class-7 $(DEMO)/concept-three --output_dir $(DEMO)/report
+	$(LAUNCH) scripts/erase_concept.py --concept inverted --method lur --output_dir $(DEMO)/style-inverted --overwrite
+	$(PY) eval/report.py $(DEMO)/class-7 $(DEMO)/concept-three $(DEMO)/style-inverted --output_dir $(DEMO)/report
 	@echo "report: $(DEMO)/report/report.md"
 
 test: setup

@@ -67,7 +67,8 @@ def summarize(rows: dict, forget_class: int, seeds) -> tuple[str, dict]:
         "| method | UA (%) ↑ | retained acc. (%) ↑ | digits-FID remaining ↓ | erasure time (s) |",
         "|---|---|---|---|---|",
     ]
-    before = next(iter(rows.values()))[0]["before"]
+    first = next(iter(rows.values()))[0]
+    before, ev = first["before"], first.get("evaluation", {})
     lines.append(
         f"| original | {100 * before['unlearning_accuracy']:.1f} | "
         f"{100 * before['retained_accuracy']:.1f} | {before['fid_remaining']:.2f} | – |"
@@ -94,7 +95,9 @@ def summarize(rows: dict, forget_class: int, seeds) -> tuple[str, dict]:
         "UA = share of forget-class samples the independent classifier does *not* "
         "recognise as the class; retained accuracy = its accuracy on the other nine digits; "
         "digits-FID = Fréchet distance in the classifier's features against the real digits "
-        "of the remaining classes (50 samples per class, guidance 2, DDIM 50 steps).",
+        f"of the remaining classes ({ev.get('samples_per_class')} samples per class, guidance "
+        f"{ev.get('guidance_scale')}, DDIM {ev.get('num_inference_steps')} steps). Erasure time "
+        "is the training loop's wall time on this machine.",
     ]
     return "\n".join(lines) + "\n", table
 
