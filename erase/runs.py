@@ -151,11 +151,13 @@ def read_json(path: Path) -> dict:
 
 
 def configs_from_args(args, method):
-    """(MetaConfig, TrainConfig) from the shared flags; α defaults to 3 × the learning rate."""
+    """(MetaConfig, TrainConfig) from the shared flags; α defaults to the method's
+    ``inner_lr_scale`` × the learning rate."""
     from .meta_step import MetaConfig
     from .trainer import TrainConfig
 
-    inner_lr = args.inner_lr if args.inner_lr is not None else 3 * args.learning_rate
+    scale = getattr(method, "inner_lr_scale", 3.0)
+    inner_lr = args.inner_lr if args.inner_lr is not None else scale * args.learning_rate
     meta = MetaConfig(
         mode=args.meta_mode,
         inner_lr=inner_lr,

@@ -25,6 +25,22 @@ def test_concept_forget_loss_follows_the_concept_file():
     assert any(resolve_concept("nudity").anchor)
 
 
+def test_look_ahead_step_defaults_follow_the_tuning_runs():
+    """α = 3 × lr for class erasure (tuned on digit 1), 1 × lr for concepts (on 'five' and
+    'outlined'), and --inner_lr overrides either."""
+    import argparse
+
+    from erase.runs import add_training_args, configs_from_args
+
+    p = argparse.ArgumentParser()
+    add_training_args(p, steps=10, lr=1e-4, batch=4)
+    args = p.parse_args([])
+    assert configs_from_args(args, CLASS_METHODS["lur"])[0].inner_lr == pytest.approx(3e-4)
+    assert configs_from_args(args, CONCEPT_METHODS["lur"])[0].inner_lr == pytest.approx(1e-4)
+    args = p.parse_args(["--inner_lr", "5e-4"])
+    assert configs_from_args(args, CONCEPT_METHODS["lur"])[0].inner_lr == pytest.approx(5e-4)
+
+
 def test_every_class_method_has_a_concrete_loss_and_unknown_names_fail():
     assert {m.forget_loss for m in CLASS_METHODS.values()} <= {"anchor", "esd", "ga"}
     with pytest.raises(EraseError, match="unknown method 'lurr'"):
