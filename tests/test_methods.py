@@ -34,10 +34,10 @@ def test_look_ahead_step_defaults_follow_the_tuning_runs():
 
     p = argparse.ArgumentParser()
     add_training_args(p, steps=10, lr=1e-4, batch=4)
-    args = p.parse_args([])
+    args = p.parse_args(["--output_dir", "x"])
     assert configs_from_args(args, CLASS_METHODS["lur"])[0].inner_lr == pytest.approx(3e-4)
     assert configs_from_args(args, CONCEPT_METHODS["lur"])[0].inner_lr == pytest.approx(1e-4)
-    args = p.parse_args(["--inner_lr", "5e-4"])
+    args = p.parse_args(["--output_dir", "x", "--inner_lr", "5e-4"])
     assert configs_from_args(args, CONCEPT_METHODS["lur"])[0].inner_lr == pytest.approx(5e-4)
 
 
