@@ -147,10 +147,14 @@ def _fmt(v) -> str:
     return str(v).replace("|", "\\|")
 
 
-def _table(rows: list[tuple[str, dict]], max_cols: int = 16) -> list[str]:
+def _table(
+    rows: list[tuple[str, dict]], max_cols: int = 16, order: Sequence[str] = ()
+) -> list[str]:
     keys: list[str] = []
     for _, r in rows:
         keys += [k for k in r if k not in keys]
+    rank = {k: i for i, k in enumerate(order)}
+    keys.sort(key=lambda k: rank.get(k, len(rank)))  # stable: unranked keys keep their order
     if not keys:
         return []
     lines = []
@@ -329,7 +333,7 @@ def build_report(
                 rows = [(n, r) for t, n, r in metric_rows if t == task]
                 per = [(n, r) for t, n, r in class_rows if t == task]
                 label = _TASK_TITLES.get(task, task or "Runs")
-                md += [f"### {label}", ""] + _table(rows)
+                md += [f"### {label}", ""] + _table(rows, order=HEADLINE_METRICS)
                 if per:
                     md += [f"Per-class accuracy after erasure ({label.lower()}):", ""]
                     md += _table(per)
