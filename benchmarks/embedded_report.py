@@ -1,0 +1,83 @@
+#!/usr/bin/env python
+"""The full before/after evaluation of the comparison runs on the embedded world, as one report.
+
+    python benchmarks/embedded_report.py --concepts_dir runs/concepts --class_dir runs/compare7 \\
+        --output_dir runs/embedded_report
+
+Takes the ``lur`` and ``joint`` runs written by ``compare_concepts.py`` (and, if given, seed 0
+of ``compare_methods.py``), scores CLIPScore (the embedded tiny CLIP) on each concept's forget
+and retain prompts for the original and for the ``lur`` model, and writes one report with the
+judge's before/after tables, the CLIPScores, the grids and the loss/cosine plots. The report
+reads the runs' own metrics.json, so its tables are the comparison tables' numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    p.add_argument("--concepts_dir", default="runs/concepts")
+    p.add_argument("--concepts", nargs="+", default=["three", "inverted"])
+    p.add_argument("--class_dir", default=None, help="a compare_methods.py output folder")
+    p.add_argument("--methods", nargs="+", default=["lur", "joint"])
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="CLIPScore seeds")
+    p.add_argument("--output_dir", default="runs/embedded_report")
+    return p.parse_args(argv)
+
+
+def _clipscore_main():
+    spec = importlib.util.spec_from_file_location("clipscore", ROOT / "eval" / "clipscore.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.main
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    from erase.concepts import resolve_concept
+    from erase.errors import EraseError
+    from erase.io import atomic_write_text
+    from erase.report import build_report
+
+    out, runs_dir = Path(args.output_dir), Path(args.concepts_dir)
+    clipscore = _clipscore_main()
+    runs, evals = [], []
+    for name in args.concepts:
+        for method in args.methods:
+            run = runs_dir / f"{name}-{method}"
+            if not (run / "metrics.json").is_file():
+                raise EraseError(f"no finished run {str(run)!r}; run compare_concepts.py first")
+            runs.append(run)
+        concept = resolve_concept(name)
+        for part, prompts in (("forget", concept.forget), ("retain", concept.retain)):
+            prompt_file = out / "prompts" / f"{name}-{part}.txt"
+            atomic_write_text(prompt_file, "\n".join(prompts) + "\n")
+            for label, model in (("original", None), ("lur", runs_dir / f"{name}-lur")):
+                ev = out / "evals" / f"{name}-{part}-{label}"
+                if not (ev / "clipscore.json").is_file():
+                    flags = ["--prompts", str(prompt_file), "--output_dir", str(ev)]
+                    flags += ["--seeds", *map(str, args.seeds)]
+                    clipscore(flags + (["--model", str(model)] if model else []))
+                evals.append(ev)
+    if args.class_dir:
+        runs += [Path(args.class_dir) / f"{m}-seed0" for m in args.methods]
+    report = build_report(
+        runs,
+        out / "report",
+        eval_dirs=evals,
+        title="Erasure on the embedded world: " + " vs ".join(args.methods),
+    )
+    print(f"report -> {report}")
+    return report
+
+
+if __name__ == "__main__":
+    main()
