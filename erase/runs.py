@@ -156,7 +156,7 @@ def configs_from_args(args, method):
     from .meta_step import MetaConfig
     from .trainer import TrainConfig
 
-    scale = getattr(method, "inner_lr_scale", 3.0)
+    scale = method.inner_lr_scale
     inner_lr = args.inner_lr if args.inner_lr is not None else scale * args.learning_rate
     meta = MetaConfig(
         mode=args.meta_mode,

@@ -46,9 +46,9 @@ class ClassErasureTask:
         self.batch_size, self.device = batch_size, device
         self.eta, self.ga_bound, self.null_class = eta, ga_bound, null_class
         self.forget_classes = forget_classes
-        self.retain_null_prob = retain_null_prob if null_class is not None else 0.0
-        if not 0.0 <= self.retain_null_prob < 1.0:
+        if not 0.0 <= retain_null_prob < 1.0:
             raise EraseError(f"--retain_null_prob must be in [0, 1), got {retain_null_prob}")
+        self.retain_null_prob = retain_null_prob if null_class is not None else 0.0
         n = data.num_classes
         self.anchor_classes = torch.tensor([c for c in range(n) if c not in forget_classes])
         if len(self.anchor_classes) == 0:
