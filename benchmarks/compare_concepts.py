@@ -12,13 +12,14 @@ for a style the target style's accuracy and the other styles' and the digits' ac
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _scripts import load_script  # noqa: E402  (benchmarks/ is on the path when run)
 
 METHODS = ["lur", "joint", "esd", "salun", "ga", "pcgrad"]
 
@@ -33,13 +34,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _main_of(script: str):
-    spec = importlib.util.spec_from_file_location(script, ROOT / "scripts" / f"{script}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.main
-
-
 def _pct(x):
     return "–" if x != x else f"{100 * x:.1f}"
 
@@ -48,7 +42,7 @@ def main(argv=None):
     args = parse_args(argv)
     from erase.io import atomic_write_json, atomic_write_text
 
-    run = _main_of("erase_concept")
+    run = load_script("scripts/erase_concept.py").main
     out = Path(args.output_dir)
     results = {}
     for concept in args.concepts:

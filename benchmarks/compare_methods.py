@@ -13,7 +13,6 @@ were chosen on a *different* digit (see ``--tune_class`` in the README), never o
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import statistics
 import sys
@@ -21,6 +20,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _scripts import load_script  # noqa: E402  (benchmarks/ is on the path when run)
 
 METHODS = ["lur", "joint", "pcgrad", "salun", "ga", "esd"]
 
@@ -38,15 +39,6 @@ def parse_args(argv=None):
         help="flags passed to every erase_class.py run (after --extra)",
     )
     return p.parse_args(argv)
-
-
-def _erase_class_main():
-    spec = importlib.util.spec_from_file_location(
-        "erase_class", ROOT / "scripts" / "erase_class.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.main
 
 
 def _fmt(xs, pct=False):
@@ -107,7 +99,7 @@ def main(argv=None):
     from erase.io import atomic_write_json, atomic_write_text
 
     out = Path(args.output_dir)
-    run = _erase_class_main()
+    run = load_script("scripts/erase_class.py").main
     rows: dict[str, list] = {}
     for method in args.methods:
         for seed in args.seeds:

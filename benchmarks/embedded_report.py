@@ -6,7 +6,7 @@
 
 Takes the ``lur`` and ``joint`` runs written by ``compare_concepts.py`` (and, if given, seed 0
 of ``compare_methods.py``), scores CLIPScore (the embedded tiny CLIP) on each concept's forget
-and retain prompts for the original and for the ``lur`` model, and writes one report with the
+and retain prompts for the original and for the first method's model (``lur``), and writes one report with the
 judge's before/after tables, the CLIPScores, the grids and the loss/cosine plots. The report
 reads the runs' own metrics.json, so its tables are the comparison tables' numbers.
 """
@@ -14,12 +14,13 @@ reads the runs' own metrics.json, so its tables are the comparison tables' numbe
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from _scripts import load_script  # noqa: E402  (benchmarks/ is on the path when run)
 
 
 def parse_args(argv=None):
@@ -33,13 +34,6 @@ def parse_args(argv=None):
     return p.parse_args(argv)
 
 
-def _clipscore_main():
-    spec = importlib.util.spec_from_file_location("clipscore", ROOT / "eval" / "clipscore.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.main
-
-
 def main(argv=None):
     args = parse_args(argv)
     from erase.concepts import resolve_concept
@@ -48,7 +42,7 @@ def main(argv=None):
     from erase.report import build_report
 
     out, runs_dir = Path(args.output_dir), Path(args.concepts_dir)
-    clipscore = _clipscore_main()
+    clipscore = load_script("eval/clipscore.py").main
     runs, evals = [], []
     for name in args.concepts:
         for method in args.methods:
@@ -60,7 +54,8 @@ def main(argv=None):
         for part, prompts in (("forget", concept.forget), ("retain", concept.retain)):
             prompt_file = out / "prompts" / f"{name}-{part}.txt"
             atomic_write_text(prompt_file, "\n".join(prompts) + "\n")
-            for label, model in (("original", None), ("lur", runs_dir / f"{name}-lur")):
+            scored = args.methods[0]
+            for label, model in (("original", None), (scored, runs_dir / f"{name}-{scored}")):
                 ev = out / "evals" / f"{name}-{part}-{label}"
                 if not (ev / "clipscore.json").is_file():
                     flags = ["--prompts", str(prompt_file), "--output_dir", str(ev)]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import importlib.util
 import json
 import platform
 import sys
@@ -27,6 +26,9 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+sys.path.insert(0, str(HERE))
+
+from _scripts import load_script  # noqa: E402
 
 # Stable Diffusion 1.5's VAE and CLIP ViT-L/14 text encoder configurations (random weights).
 SD15_VAE = dict(
@@ -53,14 +55,6 @@ SD15_TEXT = dict(
     eos_token_id=49407,
     pad_token_id=49407,
 )
-
-
-def _load_module(name: str, path: Path):
-    spec = importlib.util.spec_from_file_location(name, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[name] = mod
-    spec.loader.exec_module(mod)
-    return mod
 
 
 class Phases:
@@ -132,8 +126,8 @@ def erase_once(world: str, args, out: Path) -> dict:
     from erase.tasks.concept_erasure import ConceptErasureTask, LatentPool
     from erase.trainer import EraseTrainer, TrainConfig
 
-    step_cost = _load_module("step_cost", HERE / "step_cost.py")
-    erase_concept = _load_module("erase_concept", ROOT / "scripts" / "erase_concept.py")
+    step_cost = load_script("benchmarks/step_cost.py")
+    erase_concept = load_script("scripts/erase_concept.py")
     gpu = world == "sd15"
     device = "cuda" if gpu else "cpu"
     phases = Phases(device)

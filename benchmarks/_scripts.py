@@ -1,0 +1,23 @@
+"""Loading the project's scripts in-process, for the benchmarks that drive them.
+
+The scripts are files, not package modules (users run them with ``accelerate launch``), so
+the benchmarks import them by path; one function here instead of one copy per benchmark.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def load_script(relpath: str):
+    """The module of ``ROOT/relpath`` (registered in ``sys.modules`` under its file stem)."""
+    path = ROOT / relpath
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[path.stem] = mod
+    spec.loader.exec_module(mod)
+    return mod
