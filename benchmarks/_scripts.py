@@ -21,3 +21,20 @@ def load_script(relpath: str):
     sys.modules[path.stem] = mod
     spec.loader.exec_module(mod)
     return mod
+
+
+def machine_record(script: str) -> dict:
+    """Where and how a benchmark ran, for the head of its JSON output."""
+    import platform
+    import time
+
+    import torch
+
+    return {
+        "date": time.strftime("%Y-%m-%d"),
+        "command": f"python benchmarks/{script} " + " ".join(sys.argv[1:]),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
+        "platform": platform.platform(),
+    }

@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import platform
 import sys
 import tempfile
 import time
@@ -28,7 +27,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from _scripts import load_script  # noqa: E402
+from _scripts import load_script, machine_record  # noqa: E402
 
 # Stable Diffusion 1.5's VAE and CLIP ViT-L/14 text encoder configurations (random weights).
 SD15_VAE = dict(
@@ -249,12 +248,7 @@ def main(argv=None):
             print(f"| {r['world']} | {r['device']} | {name} | {s:.2f} | {s / r['total_s']:.0%} |")
         print(f"| {r['world']} | {r['device']} | **total** | {r['total_s']:.2f} | 100% |")
     payload = {
-        "date": time.strftime("%Y-%m-%d"),
-        "command": "python benchmarks/erase_time.py " + " ".join(sys.argv[1:]),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "platform": platform.platform(),
+        **machine_record("erase_time.py"),
         "results": results,
     }
     if args.output:

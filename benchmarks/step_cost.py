@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import copy
 import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -35,6 +34,10 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # also when a test loads this file by path
+
+from _scripts import machine_record  # noqa: E402
+
 SD15_CONFIG = HERE / "sd15_unet_config.json"
 
 
@@ -706,12 +709,7 @@ def main(argv=None):
         )
     rs = ratios(results)
     payload = {
-        "date": time.strftime("%Y-%m-%d"),
-        "command": "python benchmarks/step_cost.py " + " ".join(sys.argv[1:]),
-        "torch": torch.__version__,
-        "threads": torch.get_num_threads(),
-        "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
-        "platform": platform.platform(),
+        **machine_record("step_cost.py"),
         "seconds": round(time.perf_counter() - t_start, 1),
         "results": results,
         "ratios_lur_over_joint": rs,
