@@ -26,8 +26,8 @@ def test_concept_forget_loss_follows_the_concept_file():
 
 
 def test_look_ahead_step_defaults_follow_the_tuning_runs():
-    """α = 3 × lr for class erasure (tuned on digit 1), 1 × lr for concepts (on 'five' and
-    'outlined'), and --inner_lr overrides either."""
+    """α = 1 × lr (one Adam-sized look-ahead; tuned on digits 2 and 4 for classes, on 'five' and
+    'outlined' for concepts), following --learning_rate, and --inner_lr overrides it."""
     import argparse
 
     from erase.runs import add_training_args, configs_from_args
@@ -35,8 +35,10 @@ def test_look_ahead_step_defaults_follow_the_tuning_runs():
     p = argparse.ArgumentParser()
     add_training_args(p, steps=10, lr=1e-4, batch=4)
     args = p.parse_args(["--output_dir", "x"])
-    assert configs_from_args(args, CLASS_METHODS["lur"])[0].inner_lr == pytest.approx(3e-4)
+    assert configs_from_args(args, CLASS_METHODS["lur"])[0].inner_lr == pytest.approx(1e-4)
     assert configs_from_args(args, CONCEPT_METHODS["lur"])[0].inner_lr == pytest.approx(1e-4)
+    args = p.parse_args(["--output_dir", "x", "--learning_rate", "3e-5"])
+    assert configs_from_args(args, CLASS_METHODS["lur"])[0].inner_lr == pytest.approx(3e-5)
     args = p.parse_args(["--output_dir", "x", "--inner_lr", "5e-4"])
     assert configs_from_args(args, CONCEPT_METHODS["lur"])[0].inner_lr == pytest.approx(5e-4)
 
