@@ -77,27 +77,30 @@ def forget_ua(unet, scheduler, classifier, cfg: dict, n: int) -> tuple[float, in
 
 def main(argv=None):
     args = parse_args(argv)
-    from diffusers import DDPMScheduler, UNet2DModel
-
     from erase.embedded.classifier import load_digits_classifier
-    from erase.embedded.ddpm import load_digits_ddpm
     from erase.errors import EraseError
+    from erase.generators import load_generator
     from erase.io import atomic_write_json, atomic_write_text
 
     root = Path(args.runs_dir)
-    runs = sorted(
-        d
-        for d in root.iterdir()
+    configs = {
+        d: json.loads((d / "erase_config.json").read_text())
+        for d in sorted(root.iterdir())
         if (d / ".complete").exists() and (d / "erase_config.json").exists()
-    )
+    }
     if args.methods:
-        runs = [
-            d
-            for d in runs
-            if json.loads((d / "erase_config.json").read_text())["method"] in args.methods
-        ]
-    if not runs:
+        configs = {d: c for d, c in configs.items() if c["method"] in args.methods}
+    if not configs:
         raise EraseError(f"no finished class-erasure runs in {str(root)!r}")
+    classes = {tuple(c["forget_class"]) for c in configs.values()}
+    if len(classes) > 1:
+        raise EraseError(
+            f"the runs in {str(root)!r} erase different classes {sorted(classes)}; "
+            "give a folder of runs of one forget class (as compare_methods.py writes)"
+        )
+    cfg0 = next(iter(configs.values()))
+    if cfg0.get("pretrained_model") != "embedded:digits_ddpm":
+        raise EraseError("forget_ua.py judges runs on the embedded digits model only")
     torch.manual_seed(0)
     classifier = load_digits_classifier()
     # models judged by an earlier call with the same settings are not sampled again
@@ -108,35 +111,18 @@ def main(argv=None):
         if old.get("samples") == args.samples and old.get("seed") == SEED:
             done = {r["run"]: r for r in old["runs"]}
     rows = []
-    cfg0 = json.loads((runs[0] / "erase_config.json").read_text())
-    classes = {
-        tuple(json.loads((d / "erase_config.json").read_text())["forget_class"]) for d in runs
-    }
-    if len(classes) > 1:
-        raise EraseError(
-            f"the runs in {str(root)!r} erase different classes {sorted(classes)}; "
-            "give a folder of runs of one forget class (as compare_methods.py writes)"
-        )
-    if cfg0.get("pretrained_model") != "embedded:digits_ddpm":
-        raise EraseError("forget_ua.py judges runs on the embedded digits model only")
-    if "original" in done:
-        rows.append(done["original"])
-    else:
-        original, scheduler = load_digits_ddpm()[:2]
-        ua, missed = forget_ua(original.eval(), scheduler, classifier, cfg0, args.samples)
-        rows.append({"run": "original", "method": "original", "ua": ua, "missed": missed})
-    for d in runs:
-        cfg = json.loads((d / "erase_config.json").read_text())
-        if d.name in done and done[d.name]["method"] == cfg["method"]:
-            rows.append(done[d.name])
+    for d, cfg in [(None, cfg0), *configs.items()]:
+        name, method = ("original", "original") if d is None else (d.name, cfg["method"])
+        if name in done and done[name]["method"] == method:
+            rows.append(done[name])
             continue
-        unet = UNet2DModel.from_pretrained(d / "unet").eval()
-        sched = DDPMScheduler.from_pretrained(d / "scheduler")
-        ua, missed = forget_ua(unet, sched, classifier, cfg, args.samples)
-        rows.append({"run": d.name, "method": cfg["method"], "ua": ua, "missed": missed})
-        print(f"{d.name}: UA {100 * ua:.1f} % ({missed}/{args.samples})", flush=True)
+        gen = load_generator(d, classes=True)  # None: the embedded original
+        ua, missed = forget_ua(gen.unet, gen.scheduler, classifier, cfg, args.samples)
+        rows.append({"run": name, "method": method, "ua": ua, "missed": missed})
+        print(f"{name}: UA {100 * ua:.1f} % ({missed}/{args.samples})", flush=True)
 
     n = args.samples
+    per_model = n * len(cfg0["forget_class"])
     lines = [
         f"UA on {n} forget-class samples per model (seed {SEED}; the runs' own metrics use 50 "
         f"with seed 10000), judged by the independent digits classifier; 95 % Wilson intervals.",
@@ -145,7 +131,7 @@ def main(argv=None):
         "|---|---|---|",
     ]
     for r in rows:
-        lo, hi = wilson(r["missed"], n * len(cfg0["forget_class"]))
+        lo, hi = wilson(r["missed"], per_model)
         r["interval"] = [lo, hi]
         lines.append(f"| {r['run']} | {100 * r['ua']:.1f} | {100 * lo:.1f}–{100 * hi:.1f} |")
     by_method = defaultdict(list)
@@ -157,7 +143,6 @@ def main(argv=None):
         "|---|---|---|---|",
     ]
     summary = {}
-    per_model = n * len(cfg0["forget_class"])
     for m, rs in by_method.items():
         xs = [r["ua"] for r in rs]
         sd = statistics.stdev(xs) if len(xs) > 1 else 0.0
