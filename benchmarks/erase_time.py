@@ -126,7 +126,7 @@ def erase_once(world: str, args, out: Path) -> dict:
     from erase.trainer import EraseTrainer, TrainConfig
 
     step_cost = load_script("benchmarks/step_cost.py")
-    erase_concept = load_script("scripts/erase_concept.py")
+    import erase.cli.erase_concept as erase_concept
     gpu = world == "sd15"
     device = "cuda" if gpu else "cpu"
     phases = Phases(device)

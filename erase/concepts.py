@@ -1,6 +1,6 @@
 """Concept specs: which prompts to forget, what to map them to, and what must not change.
 
-A concept file (``prompts/concepts/<name>.txt``) is plain text a user can edit::
+A concept file (``erase/prompts/concepts/<name>.txt``) is plain text a user can edit::
 
     # comments start with '#'
     [forget]
@@ -49,8 +49,8 @@ class Concept:
 
 
 def concepts_dir() -> Path:
-    """The project's concept files: the repository's ``prompts/concepts``."""
-    return Path(__file__).resolve().parent.parent / "prompts" / "concepts"
+    """The project's concept files, shipped as package data (``erase/prompts/concepts``)."""
+    return Path(__file__).resolve().parent / "prompts" / "concepts"
 
 
 def known_concepts() -> list[str]:

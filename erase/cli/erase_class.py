@@ -1,0 +1,282 @@
+"""Erase one or more classes from a class-conditional diffusion model (``UNet2DModel``).
+
+    accelerate launch scripts/erase_class.py --forget_class 7 --method lur --output_dir OUT
+
+With no ``--pretrained_model`` the embedded digits DDPM is used (trained once on scikit-learn's
+real handwritten digits and shipped with the package). Writes ``OUT/unet``, ``OUT/scheduler``,
+``OUT/erase_config.json``, ``OUT/metrics.json``, ``OUT/grid.png``, ``OUT/step_log.{json,png}``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import sys
+import time
+from pathlib import Path
+
+from erase.errors import EraseError, cli_main
+from erase.methods import CLASS_METHODS
+from erase.runs import add_training_args
+
+DEFAULTS = dict(steps=150, lr=1e-4, batch=64)
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    p.add_argument(
+        "--pretrained_model",
+        default=None,
+        help="folder with unet/ (class-conditional UNet2DModel) and scheduler/; "
+        "default: the embedded digits DDPM",
+    )
+    p.add_argument("--forget_class", type=int, nargs="+", required=True)
+    p.add_argument("--method", default="lur", help=f"one of {', '.join(CLASS_METHODS)}")
+    p.add_argument(
+        "--train_data",
+        default=None,
+        help="'digits' (default), a CIFAR-10 python folder, or an image folder with "
+        "one subfolder per class",
+    )
+    p.add_argument(
+        "--null_class",
+        type=int,
+        default=None,
+        help="label of the unconditional class (default: the model's last label)",
+    )
+    p.add_argument(
+        "--retain_null_prob",
+        type=float,
+        default=0.1,
+        help="share of retain labels replaced by the null class, so the unconditional "
+        "branch that guidance uses is retained too (the pretraining rate)",
+    )
+    p.add_argument("--guidance_scale", type=float, default=None)
+    p.add_argument("--num_inference_steps", type=int, default=None)
+    p.add_argument("--eval_samples_per_class", type=int, default=50)
+    p.add_argument("--no_eval", action="store_true", help="skip the before/after evaluation")
+    add_training_args(p, **DEFAULTS)
+    return p.parse_args(argv)
+
+
+def load_class_model(path: str | None):
+    """(unet, scheduler, world info); clear errors for folders that are not such a model."""
+    from diffusers import DDPMScheduler, UNet2DModel
+
+    from erase.embedded.ddpm import digits_ddpm_path
+
+    folder = Path(path) if path else digits_ddpm_path()
+    if not folder.is_dir():
+        raise EraseError(
+            f"--pretrained_model {str(folder)!r} is not a folder; pass a diffusers "
+            "folder with unet/ and scheduler/ (or leave it out for the digits model)"
+        )
+    unet_dir = folder / "unet" if (folder / "unet").is_dir() else folder
+    cfg_file = unet_dir / "config.json"
+    if not cfg_file.exists():
+        raise EraseError(
+            f"{str(folder)!r} has no unet/config.json; it is not a diffusers UNet "
+            "folder (save one with UNet2DModel.save_pretrained)"
+        )
+    cfg = json.loads(cfg_file.read_text())
+    if cfg.get("_class_name") != "UNet2DModel" or not cfg.get("num_class_embeds"):
+        raise EraseError(
+            f"{str(folder)!r} holds a {cfg.get('_class_name')} without class "
+            "embeddings; erase_class.py needs a class-conditional UNet2DModel "
+            "(num_class_embeds set); for text-to-image use erase_concept.py"
+        )
+    try:
+        unet = UNet2DModel.from_pretrained(unet_dir)
+    except Exception as exc:  # corrupt or mismatched weights
+        raise EraseError(f"cannot load the UNet in {str(unet_dir)!r}: {exc}") from None
+    sched_dir = folder / "scheduler"
+    scheduler = (
+        DDPMScheduler.from_pretrained(sched_dir)
+        if sched_dir.is_dir()
+        else DDPMScheduler(num_train_timesteps=1000)
+    )
+    world = (
+        json.loads((folder / "world.json").read_text()) if (folder / "world.json").exists() else {}
+    )
+    return unet, scheduler, world, folder
+
+
+def build_config(args, method, meta, train_cfg, world, n_classes, null_class, env) -> dict:
+    return {
+        "task": "class",
+        "pretrained_model": args.pretrained_model or "embedded:digits_ddpm",
+        "forget_class": args.forget_class,
+        "method": method.name,
+        "method_spec": method.__dict__,
+        "meta": meta.to_dict(),
+        "training": train_cfg.to_dict(),
+        "train_data": args.train_data or "digits",
+        "train_params": "full",
+        "num_classes": n_classes,
+        "null_class": null_class,
+        "guidance_scale": args.guidance_scale,
+        "num_inference_steps": args.num_inference_steps,
+        "image_size": world.get("image_size"),
+        "image_range": "[-1, 1]",
+        "esd_eta": args.esd_eta,
+        "ga_bound": args.ga_bound,
+        "retain_null_prob": args.retain_null_prob,
+        "environment": env,
+    }
+
+
+def run(args):
+    """The job for parsed ``args`` (raises ``EraseError`` on bad input; the API calls this)."""
+    from erase.methods import get_method
+
+    method = get_method(args.method, CLASS_METHODS).with_overrides(
+        forget_loss=args.forget_loss, retain_loss=args.retain_loss, retain_weight=args.retain_weight
+    )
+    from erase.runs import prepare_output_dir
+
+    out = prepare_output_dir(args.output_dir, args.overwrite, args.resume_from_checkpoint)
+    if args.max_train_steps < 1 or args.train_batch_size < 1:
+        raise EraseError("--max_train_steps and --train_batch_size must be >= 1")
+
+    import torch
+
+    from erase.data.class_data import fit_to_model, load_class_data
+    from erase.io import COMPLETE_MARKER, atomic_dir, atomic_write_json, atomic_write_text
+    from erase.params import FrozenModel, select_trainable
+    from erase.runs import configs_from_args, environment_record, make_accelerator
+    from erase.steplog import save_step_log
+    from erase.tasks.class_erasure import ClassErasureTask
+    from erase.trainer import EraseTrainer
+
+    unet, scheduler, world, folder = load_class_model(args.pretrained_model)
+    n_embeds = unet.config.num_class_embeds
+    null_class = (
+        args.null_class if args.null_class is not None else world.get("null_class", n_embeds - 1)
+    )
+    n_classes = world.get("num_classes", n_embeds - 1 if null_class == n_embeds - 1 else n_embeds)
+    bad = [c for c in args.forget_class if not 0 <= c < n_classes or c == null_class]
+    if bad:
+        raise EraseError(
+            f"--forget_class {bad} out of range: this model has classes "
+            f"0..{n_classes - 1}"
+            + (f" (null class {null_class})" if null_class is not None else "")
+        )
+    data = load_class_data(args.train_data)
+    if data.num_classes != n_classes:
+        raise EraseError(
+            f"--train_data has {data.num_classes} classes, the model {n_classes}; "
+            "pass data with the model's classes"
+        )
+    data = fit_to_model(data, unet.config.in_channels, unet.config.sample_size)
+    guidance = args.guidance_scale or world.get("guidance_scale", 2.0)
+    steps = args.num_inference_steps or world.get("num_inference_steps", 50)
+    args.guidance_scale, args.num_inference_steps = guidance, steps
+
+    acc = make_accelerator(args)
+    device = acc.device
+    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(
+        acc.mixed_precision, torch.float32
+    )
+    original = copy.deepcopy(unet)
+    frozen = FrozenModel(original, weight_dtype).to(device)
+    unet.to(device)
+    named = select_trainable(unet, "full")
+    meta, train_cfg = configs_from_args(args, method)
+    task = ClassErasureTask(
+        frozen,
+        scheduler,
+        data,
+        sorted(set(args.forget_class)),
+        null_class,
+        method.forget_loss,
+        method.retain_loss,
+        args.train_batch_size,
+        device,
+        eta=args.esd_eta,
+        ga_bound=args.ga_bound,
+        retain_null_prob=args.retain_null_prob,
+    )
+    config = build_config(
+        args, method, meta, train_cfg, world, n_classes, null_class, environment_record(acc)
+    )
+    if acc.is_main_process and args.report_to:
+        acc.init_trackers("erase_class", config={k: str(v) for k, v in config.items()})
+
+    t0 = time.perf_counter()
+    trainer = EraseTrainer(acc, unet, named, task, method, meta, train_cfg, out)
+    log = trainer.train()
+    train_seconds = time.perf_counter() - t0
+    acc.wait_for_everyone()
+    if not acc.is_main_process:
+        acc.end_training()
+        return
+
+    unet.eval()
+    with atomic_dir(out / "unet") as tmp:
+        unet.save_pretrained(tmp, safe_serialization=True)
+    with atomic_dir(out / "scheduler") as tmp:
+        scheduler.save_pretrained(tmp)
+    config["train_seconds"] = round(train_seconds, 2)
+    config["erasure_seconds"] = round(trainer.elapsed, 2)
+    atomic_write_json(out / "erase_config.json", config)
+    save_step_log(log, out, title=f"erase class {args.forget_class} with {method.name}")
+
+    if not args.no_eval and data.source == "sklearn-digits" and n_classes == 10:
+        from erase.class_eval import class_grid, evaluate_class_erasure
+        from erase.embedded.classifier import load_digits_classifier
+        from erase.io import save_image
+
+        classifier = load_digits_classifier()
+        eval_cfg = {
+            "samples_per_class": args.eval_samples_per_class,
+            "guidance_scale": guidance,
+            "null_class": null_class,
+            "num_inference_steps": steps,
+            "seed": 10_000,
+        }
+        metrics, before, after = evaluate_class_erasure(
+            unet.cpu(),
+            original.cpu().float(),
+            scheduler,
+            classifier,
+            args.forget_class,
+            eval_cfg,
+            progress=True,
+        )
+        metrics["erasure_seconds"] = config["erasure_seconds"]
+        atomic_write_json(out / "metrics.json", metrics)
+        save_image(
+            class_grid(before, after, title_after=f"erased ({method.name})"), out / "grid.png"
+        )
+        b = metrics["before"]
+        print(
+            f"unlearning accuracy {metrics['unlearning_accuracy']:.3f} "
+            f"(before {b['unlearning_accuracy']:.3f}); retained accuracy "
+            f"{metrics['retained_accuracy']:.3f} (before {b['retained_accuracy']:.3f}); "
+            f"digits-FID remaining {metrics['fid_remaining']:.2f} "
+            f"(before {b['fid_remaining']:.2f})"
+        )
+    else:
+        atomic_write_json(
+            out / "metrics.json",
+            {
+                "note": "no judge for this data; evaluate with eval/ and your own classifier",
+                "erasure_seconds": config["erasure_seconds"],
+            },
+        )
+    atomic_write_text(out / COMPLETE_MARKER, "")
+    acc.end_training()
+    print(f"saved the erased model to {out}")
+    return out
+
+
+@cli_main
+def main(argv=None):
+    return run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
