@@ -11,8 +11,6 @@ Writes ``REPORT/report.md`` and ``REPORT/figures/`` atomically; every figure it 
 from __future__ import annotations
 
 import argparse
-import sys
-from pathlib import Path
 
 from erase.errors import cli_main
 

@@ -14,7 +14,6 @@ class, seed, guidance, steps, model for each image).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 from erase.errors import EraseError, cli_main
