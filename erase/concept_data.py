@@ -12,17 +12,33 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from .errors import EraseError
+from .families import TextCond, cat_conds, family_of
 from .tasks.concept_erasure import LatentPool
 
 
+def resolution_of(pipe, resolution: int | None = None) -> int:
+    """``resolution`` if given, else the UNet's native size (512 / 768 / 1024)."""
+    return int(resolution) if resolution else family_of(pipe).default_resolution(pipe)
+
+
 @torch.no_grad()
-def embed_prompts(pipe, prompts: list[str], device, batch_size: int = 64) -> torch.Tensor:
-    """[P, L, D] text-encoder states for ``prompts`` (the UNet's cross-attention input)."""
-    out = []
-    for i in range(0, len(prompts), batch_size):
-        emb, _ = pipe.encode_prompt(prompts[i : i + batch_size], device, 1, False)
-        out.append(emb.float().cpu())
-    return torch.cat(out)
+def embed_prompts(
+    pipe, prompts: list[str], device, batch_size: int = 64, resolution: int | None = None
+) -> TextCond:
+    """The UNet conditions for ``prompts`` (cross-attention states, and for SDXL the pooled
+    embedding and size conditioning at ``resolution``), on the CPU in float32."""
+    family, res = family_of(pipe), resolution_of(pipe, resolution)
+    out = [
+        family.encode(pipe, prompts[i : i + batch_size], device, res)
+        for i in range(0, len(prompts), batch_size)
+    ]
+    return cat_conds(out)
+
+
+@torch.no_grad()
+def null_condition(pipe, device, resolution: int | None = None) -> TextCond:
+    """The unconditional condition as the pipeline's guidance uses it (SDXL: zeros)."""
+    return family_of(pipe).null(pipe, device, resolution_of(pipe, resolution)).float().cpu()
 
 
 def _key(*parts) -> str:
@@ -41,14 +57,17 @@ def generate_latents(
     batch_size: int,
     cache_dir: Path | None,
     progress: bool = True,
+    resolution: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Latents the original pipeline draws for each prompt (``per_prompt`` seeds each).
 
     The result is a pure function of the model, prompts and settings, so it is cached in
     ``cache_dir`` (safetensors) and a resumed run or a second method reuses it.
     """
+    res = resolution_of(pipe, resolution)
     key = _key(
         str(pipe.config._name_or_path),
+        res,
         prompts,
         per_prompt,
         seed,
@@ -75,6 +94,8 @@ def generate_latents(
             num_inference_steps=steps,
             guidance_scale=guidance,
             generator=gens,
+            height=res,
+            width=res,
             output_type="latent",
         ).images
         lat.append(out.float().cpu())
@@ -91,31 +112,44 @@ def generate_latents(
 
 @torch.no_grad()
 def encode_image_folder(pipe, folder: str, device, size: int | None = None) -> torch.Tensor:
-    """VAE latents (scaled) of the user's images of the concept."""
+    """VAE latents (scaled) of the user's images of the concept, at ``size`` (default: the
+    UNet's native resolution)."""
     import numpy as np
 
     from .images import list_images, load_image
 
-    size = size or pipe.unet.config.sample_size * pipe.vae_scale_factor
+    size = resolution_of(pipe, size)
     xs = []
     for f in list_images(folder):
         im = load_image(f).resize((size, size))
         xs.append(torch.from_numpy(np.asarray(im)).permute(2, 0, 1).float() / 127.5 - 1)
-    x = torch.stack(xs).to(device, pipe.vae.dtype)
-    lat = pipe.vae.encode(x).latent_dist.sample(
+    vae = pipe.vae
+    upcast = vae.dtype == torch.float16 and getattr(vae.config, "force_upcast", False)
+    dtype = torch.float32 if upcast else vae.dtype  # SDXL's VAE overflows in fp16
+    vae_dtype = vae.dtype
+    if upcast:
+        vae.to(torch.float32)
+    x = torch.stack(xs).to(device, dtype)
+    lat = vae.encode(x).latent_dist.sample(
         torch.Generator(device="cpu").manual_seed(0) if x.device.type == "cpu" else None
     )
-    return (lat * pipe.vae.config.scaling_factor).float().cpu()
+    if upcast:
+        vae.to(vae_dtype)
+    shift = getattr(vae.config, "shift_factor", None) or 0.0
+    return ((lat - shift) * vae.config.scaling_factor).float().cpu()
 
 
 def build_pools(
     pipe, concept, retain_prompts, args, device, cache_dir, progress: bool = True
 ) -> tuple:
-    """(forget pool, retain pool or None, null embedding); ``progress`` on the main process."""
-    forget_emb = embed_prompts(pipe, concept.forget, device)
+    """(forget pool, retain pool or None, null condition); ``progress`` on the main process.
+    ``args.resolution`` (None: the UNet's native size) sets the generated latents' size and
+    SDXL's size conditioning."""
+    res = resolution_of(pipe, getattr(args, "resolution", None))
+    forget_emb = embed_prompts(pipe, concept.forget, device, resolution=res)
     anchors = [concept.anchor_for(i) for i in range(len(concept.forget))]
-    anchor_emb = embed_prompts(pipe, anchors, device) if any(anchors) else None
-    null_emb = embed_prompts(pipe, [""], device)
+    anchor_emb = embed_prompts(pipe, anchors, device, resolution=res) if any(anchors) else None
+    null_emb = null_condition(pipe, device, res)
     if anchor_emb is None:
         anchor_emb = null_emb.expand(len(concept.forget), *null_emb.shape[1:]).clone()
     gen_kw = dict(
@@ -126,9 +160,10 @@ def build_pools(
         batch_size=args.gen_batch_size,
         cache_dir=cache_dir,
         progress=progress,
+        resolution=res,
     )
     if args.forget_images:
-        latents = encode_image_folder(pipe, args.forget_images, device)
+        latents = encode_image_folder(pipe, args.forget_images, device, res)
         pidx = torch.arange(len(latents)) % len(concept.forget)
     else:
         latents, pidx = generate_latents(pipe, concept.forget, args.images_per_prompt, **gen_kw)
@@ -138,7 +173,9 @@ def build_pools(
         r_lat, r_idx = generate_latents(
             pipe, retain_prompts, args.retain_images_per_prompt, **{**gen_kw, "seed": args.seed + 7}
         )
-        retain = LatentPool(r_lat, r_idx, embed_prompts(pipe, retain_prompts, device))
+        retain = LatentPool(
+            r_lat, r_idx, embed_prompts(pipe, retain_prompts, device, resolution=res)
+        )
     if len(forget.latents) == 0:
         raise EraseError("no forget latents: give --forget_images or --images_per_prompt >= 1")
     return forget, retain, null_emb

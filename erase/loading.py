@@ -73,24 +73,22 @@ def resolve_pipeline_folder(spec: str | None) -> tuple[Path, str]:
 
 
 def load_sd_pipeline(spec: str | None, torch_dtype=None):
-    """(pipeline, folder, name); the safety checker is dropped (erasure is judged on outputs)."""
-    from diffusers import StableDiffusionPipeline
+    """(pipeline, folder, name) of a text-to-image pipeline of a supported family (SD 1.x/2.x,
+    SDXL; :mod:`erase.families`), with one clear error for any other; safety checkers are
+    dropped (erasure is judged on the outputs)."""
+    from .families import family_for_index
 
     folder, name = resolve_pipeline_folder(spec)
-    index = json.loads((folder / "model_index.json").read_text())
-    missing = [
-        c for c in ("unet", "vae", "text_encoder", "tokenizer", "scheduler") if c not in index
-    ]
-    if missing:
-        raise EraseError(
-            f"{str(folder)!r} is a {index.get('_class_name')} without {missing}; "
-            "erase_concept.py needs a Stable Diffusion pipeline"
-        )
-    kwargs = {"safety_checker": None, "requires_safety_checker": False}
+    try:
+        index = json.loads((folder / "model_index.json").read_text())
+    except ValueError as exc:
+        raise EraseError(f"{str(folder / 'model_index.json')!r} is not valid JSON ({exc})") from None
+    family = family_for_index(index, repr(str(folder)))
+    kwargs = dict(family.load_kwargs)
     if torch_dtype is not None:
         kwargs["torch_dtype"] = torch_dtype
     try:
-        pipe = StableDiffusionPipeline.from_pretrained(folder, **kwargs)
+        pipe = family.pipeline_cls.from_pretrained(folder, **kwargs)
     except Exception as exc:
         raise EraseError(f"cannot load the pipeline in {str(folder)!r}: {exc}") from None
     return pipe, folder, name

@@ -18,8 +18,11 @@ def _selected(name: str, which: str) -> bool:
     if which == "xattn-kv":
         return "attn2.to_k" in name or "attn2.to_v" in name
     if which == "noxattn":
-        # ESD-u: everything but the cross-attention and the time embedding
-        return "attn2" not in name and not name.startswith(("time_embedding", "class_embedding"))
+        # ESD-u: everything but the cross-attention and the time/added-condition embeddings
+        # (SDXL's ``add_embedding`` carries its pooled text and size conditioning)
+        return "attn2" not in name and not name.startswith(
+            ("time_embedding", "class_embedding", "add_embedding")
+        )
     raise EraseError(f"unknown --train_params {which!r}; choose one of: {', '.join(PARAM_SETS)}")
 
 
@@ -56,12 +59,13 @@ class FrozenModel(nn.Module):
             self.model.to(dtype)
         self.dtype = next(self.model.parameters()).dtype
 
+    def _cast(self, v):
+        if isinstance(v, dict):  # SDXL's added_cond_kwargs
+            return {k: self._cast(x) for k, x in v.items()}
+        return v.to(self.dtype) if torch.is_tensor(v) and torch.is_floating_point(v) else v
+
     def forward(self, x, t, **kwargs):
-        cast = {
-            k: (v.to(self.dtype) if torch.is_floating_point(v) else v)
-            for k, v in kwargs.items()
-            if v is not None
-        }
+        cast = {k: self._cast(v) for k, v in kwargs.items() if v is not None}
         out = self.model(x.to(self.dtype), t, **cast)
         out.sample = out.sample.float()
         return out

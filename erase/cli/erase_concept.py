@@ -4,9 +4,11 @@
         --pretrained_model_name_or_path CompVis/stable-diffusion-v1-4 \\
         --concept nudity --method lur --train_params noxattn --output_dir OUT
 
-With no ``--pretrained_model_name_or_path`` the embedded text-to-image world is used (a tiny
-Stable Diffusion pipeline trained on real handwritten digits), so the same command runs
-offline on a CPU. The output loads with ``StableDiffusionPipeline.from_pretrained(OUT)``.
+SD 1.x, SD 2.x (ε or v-prediction) and SDXL pipelines (the family is read from
+``model_index.json``). With no ``--pretrained_model_name_or_path`` the embedded text-to-image
+world is used (a tiny Stable Diffusion pipeline trained on real handwritten digits), so the same
+command runs offline on a CPU. The output loads with ``DiffusionPipeline.from_pretrained(OUT)``
+as the base model's own pipeline class.
 """
 
 from __future__ import annotations
@@ -50,6 +52,13 @@ def parse_args(argv=None):
     p.add_argument("--method", default="lur", help=f"one of {', '.join(CONCEPT_METHODS)}")
     p.add_argument("--train_params", default="noxattn", help=f"one of {', '.join(PARAM_SETS)}")
     p.add_argument("--lora_rank", type=int, default=8)
+    p.add_argument(
+        "--resolution",
+        type=int,
+        default=None,
+        help="image size for generated latents, SDXL's size conditioning, validation and "
+        "evaluation (default: the UNet's native size: 512 SD 1.x, 768 SD 2.x-v, 1024 SDXL)",
+    )
     p.add_argument("--gradient_checkpointing", action="store_true")
     p.add_argument(
         "--save_format",
@@ -177,23 +186,25 @@ class AdaptersDisabled(__import__("torch").nn.Module):
 
 
 def save_outputs(pipe, unet, out: Path, fmt: str) -> None:
-    """Atomically write the chosen format; ``model_index.json`` is moved in last."""
+    """Atomically write the chosen format with the base model's own pipeline class;
+    ``model_index.json`` is moved in last."""
     import os
     import shutil
     import tempfile
 
     import torch
 
+    from erase.families import family_of
     from erase.io import atomic_dir
 
+    family = family_of(pipe)
     if fmt == "lora":
-        from diffusers import StableDiffusionPipeline
         from diffusers.utils import convert_state_dict_to_diffusers
         from peft.utils import get_peft_model_state_dict
 
         layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
         with atomic_dir(out / ".lora") as tmp:
-            StableDiffusionPipeline.save_lora_weights(
+            family.pipeline_cls.save_lora_weights(
                 tmp, unet_lora_layers=layers, safe_serialization=True
             )
         os.replace(
@@ -204,11 +215,9 @@ def save_outputs(pipe, unet, out: Path, fmt: str) -> None:
         return
     if fmt == "pipeline" and getattr(unet, "peft_config", None):
         # LoRA into a full pipeline: the documented diffusers path (load, fuse, unload)
-        from diffusers import StableDiffusionPipeline
-
         save_outputs(pipe, unet, out, "lora")
-        base = StableDiffusionPipeline.from_pretrained(
-            pipe.config._name_or_path, safety_checker=None, requires_safety_checker=False
+        base = family.pipeline_cls.from_pretrained(
+            pipe.config._name_or_path, **dict(family.load_kwargs)
         )
         base.load_lora_weights(out)
         base.fuse_lora()
@@ -216,7 +225,7 @@ def save_outputs(pipe, unet, out: Path, fmt: str) -> None:
         pipe, unet = base, base.unet
     if unet.dtype != torch.float32:
         unet = unet.to(torch.float32)
-    for part in (pipe.vae, pipe.text_encoder):
+    for part in (pipe.vae, *family.encoder_modules(pipe)):
         if part.dtype != torch.float32:
             part.to(torch.float32)
     if fmt == "unet":
@@ -278,25 +287,28 @@ def model_card(config: dict, metrics: dict | None) -> str:
             if b == b and a == a:  # skip NaN (not applicable)
                 lines.append(f"| {k} | {b:.3f} | {a:.3f} |")
         lines += ["", metrics.get("conventions", "")]
-    lines += ["", "## Load", "", "```python", "from diffusers import StableDiffusionPipeline"]
+    cls = config.get("pipeline_class", "StableDiffusionPipeline")
+    lines += ["", "## Load", "", "```python", f"from diffusers import {cls}"]
     if config["save_format"] == "pipeline":
-        lines.append("pipe = StableDiffusionPipeline.from_pretrained('OUT')")
+        lines.append(f"pipe = {cls}.from_pretrained('OUT')")
     elif config["save_format"] == "unet":
         lines += [
             "from diffusers import UNet2DConditionModel",
             "unet = UNet2DConditionModel.from_pretrained('OUT/unet')",
-            f"pipe = StableDiffusionPipeline.from_pretrained('{config['pretrained_model']}', unet=unet)",
+            f"pipe = {cls}.from_pretrained('{config['pretrained_model']}', unet=unet)",
         ]
     else:
         lines += [
-            f"pipe = StableDiffusionPipeline.from_pretrained('{config['pretrained_model']}')",
+            f"pipe = {cls}.from_pretrained('{config['pretrained_model']}')",
             "pipe.load_lora_weights('OUT')",
         ]
     lines += ["```", ""]
     return "\n".join(lines)
 
 
-def validation_grid(pipe, unet, prompts, seeds, path, title, steps, guidance, cells_dir=None):
+def validation_grid(
+    pipe, unet, prompts, seeds, path, title, steps, guidance, cells_dir=None, resolution=None
+):
     """A grid of ``prompts`` × ``seeds`` from ``unet`` in ``pipe``; optionally each cell as a
     PNG plus a manifest, so anyone can regenerate and compare them outside this process."""
     import torch
@@ -317,6 +329,8 @@ def validation_grid(pipe, unet, prompts, seeds, path, title, steps, guidance, ce
                     generator=gens,
                     num_inference_steps=steps,
                     guidance_scale=guidance,
+                    height=resolution,
+                    width=resolution,
                 ).images
             )
     pipe.unet = was
@@ -334,6 +348,7 @@ def validation_grid(pipe, unet, prompts, seeds, path, title, steps, guidance, ce
                         "seed": s,
                         "guidance_scale": guidance,
                         "num_inference_steps": steps,
+                        "resolution": resolution,
                         "generator": "torch.Generator(cpu)",
                     }
                 )
@@ -349,8 +364,10 @@ def run(args):
     out = prepare_output_dir(args.output_dir, args.overwrite, args.resume_from_checkpoint)
 
     import torch
+    from diffusers import DDPMScheduler
 
-    from erase.concept_data import build_pools
+    from erase.concept_data import build_pools, resolution_of
+    from erase.families import family_of
     from erase.io import COMPLETE_MARKER, atomic_write_json, atomic_write_text
     from erase.loading import load_sd_pipeline
     from erase.params import FrozenModel, select_trainable
@@ -365,6 +382,8 @@ def run(args):
         acc.mixed_precision, torch.float32
     )
     pipe, folder, model_name = load_sd_pipeline(args.pretrained_model_name_or_path)
+    family = family_of(pipe)
+    args.resolution = resolution_of(pipe, args.resolution)
     embedded = model_name.startswith("embedded:")
     world = {}
     if embedded:
@@ -375,8 +394,8 @@ def run(args):
     args.gen_guidance_scale = args.gen_guidance_scale or world.get("guidance_scale", 7.5)
     pipe.to(device)
     if weight_dtype != torch.float32:
-        pipe.vae.to(weight_dtype)
-        pipe.text_encoder.to(weight_dtype)
+        for part in (pipe.vae, *family.encoder_modules(pipe)):
+            part.to(weight_dtype)
     unet = pipe.unet
     val_prompts = args.validation_prompts or (concept.forget[:2] + retain_prompts[:2])
     val_seeds = [0, 1, 2, 3]
@@ -402,6 +421,7 @@ def run(args):
             "original",
             args.gen_steps,
             args.gen_guidance_scale,
+            resolution=args.resolution,
         )
 
     if args.train_params == "lora":
@@ -415,9 +435,12 @@ def run(args):
         unet.enable_gradient_checkpointing()
     named = select_trainable(unet, args.train_params)
     meta, train_cfg = configs_from_args(args, method)
+    # training noise the DDPM way, whatever sampler the pipeline ships (SDXL: Euler), with the
+    # model's own prediction type (as diffusers' training examples do)
+    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
     task = ConceptErasureTask(
         frozen,
-        pipe.scheduler,
+        noise_scheduler,
         forget_pool,
         retain_pool,
         null_emb,
@@ -431,6 +454,9 @@ def run(args):
     config = {
         "task": "concept",
         "pretrained_model": model_name,
+        "pipeline_class": family.pipeline_class,
+        "prediction_type": noise_scheduler.config.prediction_type,
+        "resolution": args.resolution,
         "concept": concept.name,
         "concept_source": concept.source,
         "forget_prompts": concept.forget,
@@ -465,6 +491,7 @@ def run(args):
                 f"step {step}",
                 args.gen_steps,
                 args.gen_guidance_scale,
+                resolution=args.resolution,
             )
             unet.train()
 
@@ -491,6 +518,7 @@ def run(args):
         args.gen_steps,
         args.gen_guidance_scale,
         cells_dir=out / "samples",
+        resolution=args.resolution,
     )
     save_grid(
         comparison_grid(

@@ -1,6 +1,7 @@
 """Concept erasure for a text-to-image ``UNet2DConditionModel`` (Stable Diffusion).
 
-All text embeddings are computed once before training; forget (and retain) x0 are latents of
+All text conditions (:class:`erase.families.TextCond`, any pipeline family) are computed once
+before training; forget (and retain) x0 are latents of
 images the user gave or that the original pipeline generated once for those prompts (cached
 on disk). So a training step touches only the UNet and its frozen original.
 """
@@ -11,11 +12,13 @@ from dataclasses import dataclass
 
 import torch
 
+from ..families import TextCond, unet_call_kwargs
 from ..losses import forget_loss, forget_target, frozen_eps, noisy_batch, retain_loss
 
 
 def predict_text(model_fn, x_t, t, cond):
-    return model_fn(x_t, t, encoder_hidden_states=cond).sample
+    """The UNet's output (in its own prediction space) for text conditions of any family."""
+    return model_fn(x_t, t, **unet_call_kwargs(cond)).sample
 
 
 @dataclass
@@ -24,8 +27,8 @@ class LatentPool:
 
     latents: torch.Tensor  # [N, C, h, w]
     prompt_index: torch.Tensor  # [N]
-    embeddings: torch.Tensor  # [P, L, D]
-    anchor_embeddings: torch.Tensor | None = None  # [P, L, D]
+    embeddings: TextCond | torch.Tensor  # P prompt conditions ([P, L, D] states, + SDXL's)
+    anchor_embeddings: TextCond | torch.Tensor | None = None  # one per prompt
 
 
 class ConceptErasureTask:
