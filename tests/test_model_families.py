@@ -269,3 +269,54 @@ def test_unsupported_pipeline_family_is_one_clear_error(tmp_path, capsys):
         len(lines) == 1 and "FluxPipeline" in lines[0] and "StableDiffusionXLPipeline" in lines[0]
     )
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("prediction", ["epsilon", "v_prediction", "sample"])
+def test_class_task_regresses_in_the_models_prediction_space(prediction):
+    """Class erasure too: the ``denoise`` retain loss and gradient ascent's loss are the MSE
+    against ε, v or x₀ as the scheduler's ``prediction_type`` says."""
+    from conftest import _tiny_class_unet
+    from diffusers import DDPMScheduler
+
+    from erase.data.class_data import fit_to_model, load_class_data
+    from erase.params import FrozenModel
+    from erase.tasks.class_erasure import ClassErasureTask
+
+    torch.manual_seed(0)
+    unet = _tiny_class_unet()
+    sched = DDPMScheduler(beta_schedule="squaredcos_cap_v2", prediction_type=prediction)
+    data = fit_to_model(load_class_data(None), 1, 8)
+    task = ClassErasureTask(
+        FrozenModel(_tiny_class_unet()), sched, data, [3], 10, "ga", "denoise", 16, "cpu",
+        ga_bound=1e6, retain_null_prob=0.0,
+    )  # fmt: skip
+    outputs = []
+
+    def recording(x_t, t, class_labels):
+        out = unet(x_t, t, class_labels=class_labels)
+        outputs.append(out.sample)
+        return out
+
+    forget, retain = task.closures(torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        ga = forget(recording).item()
+        assert retain(recording).item() > 0
+    # the task's draws are a pure function of the generator: rebuild the forget batch by hand
+    from erase.losses import noisy_batch
+
+    g = torch.Generator().manual_seed(0)
+    idx = torch.randint(len(task.forget_x), (16,), generator=g)
+    torch.randint(len(task.anchor_classes), (16,), generator=g)  # the anchors' draw
+    x0 = task.forget_x[idx]
+    batch = noisy_batch(sched, x0, task.forget_y[idx], g)
+    abar = sched.alphas_cumprod[batch.t].view(-1, 1, 1, 1)
+    want = {
+        "epsilon": batch.noise,
+        "v_prediction": abar.sqrt() * batch.noise - (1 - abar).sqrt() * x0,
+        "sample": x0,
+    }[prediction]
+    out = outputs[0]
+    # the same float32 ops in another order: a few ulps of relative error per element
+    assert -ga == pytest.approx(((out - want) ** 2).mean().item(), rel=1e-5)
+    if prediction != "epsilon":
+        assert abs(-ga - ((out - batch.noise) ** 2).mean().item()) > 0.01 * -ga
