@@ -320,3 +320,32 @@ def test_class_task_regresses_in_the_models_prediction_space(prediction):
     assert -ga == pytest.approx(((out - want) ** 2).mean().item(), rel=1e-5)
     if prediction != "epsilon":
         assert abs(-ga - ((out - batch.noise) ** 2).mean().item()) > 0.01 * -ga
+
+
+def test_real_unet_configs_have_the_published_sizes():
+    """The configs the GPU benchmark builds are the real models' (parameter counts of SD 1.5,
+    SD 2.1 and SDXL base), checked on the meta device: no memory, no download."""
+    from accelerate import init_empty_weights
+    from diffusers import UNet2DConditionModel
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    for name, millions in (("sd15", 859.52), ("sd21v", 865.91), ("sdxl", 2567.46)):
+        cfg = json.loads((bench / f"{name}_unet_config.json").read_text())
+        with init_empty_weights():
+            unet = UNet2DConditionModel.from_config(cfg)
+        assert sum(p.numel() for p in unet.parameters()) / 1e6 == pytest.approx(millions, abs=0.01)
+
+
+def test_family_memory_benchmark_runs_every_family_in_smoke_size(tmp_path):
+    """The GPU memory benchmark's code path (real trainer step, SDXL conditioning, v targets,
+    LoRA with adapters off as the frozen original) on shrunk configs on the CPU."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import family_memory
+
+    out = tmp_path / "fm.json"
+    result = family_memory.main(["--smoke", "--steps", "1", "--output", str(out)])
+    rows = json.loads(out.read_text())["rows"]
+    assert rows == result["rows"] and len(rows) == 3 * 2 * 2
+    assert {r["family"] for r in rows} == {"sd15", "sd21v", "sdxl"}
+    assert all(r["loss_forget"] > 0 and r["step_seconds"] > 0 for r in rows)
+    assert all("time_vs_joint" in r for r in rows if r["method"] == "lur")
