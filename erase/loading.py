@@ -101,7 +101,13 @@ def load_pipeline(path: str, device: str = "cpu"):
 
     folder, _ = resolve_pipeline_folder(path)  # local folder, hub cache, or one clear error
     try:
-        pipe = DiffusionPipeline.from_pretrained(str(folder), safety_checker=None)
+        index = json.loads((folder / "model_index.json").read_text())
+    except ValueError:
+        index = {}
+    # the safety checker is dropped where the family has one (SDXL has none)
+    kwargs = {"safety_checker": None} if "safety_checker" in index else {}
+    try:
+        pipe = DiffusionPipeline.from_pretrained(str(folder), **kwargs)
     except Exception as exc:
         raise EraseError(
             f"cannot load pipeline {path!r} ({exc.__class__.__name__}: "
