@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from .errors import EraseError
 
-RULES = ("meta", "joint", "pcgrad")
+RULES = ("meta", "joint", "pcgrad", "meta-relearn", "meta-adv")
 
 
 @dataclass(frozen=True)
@@ -46,6 +46,15 @@ CLASS_METHODS = {
         # θ' already cancels part of the forget gradient, so a lighter weight balances it.
         retain_weight=0.5,
         summary="retain-after-forget meta-gradient (Patel & Qiu, 2025)",
+    ),
+    "lur-relearn": MethodSpec(
+        "lur-relearn",
+        "anchor",
+        "denoise",
+        "meta-relearn",
+        retain_weight=0.5,
+        summary="lur + forget loss after a simulated relearning step (erase.robust_step); "
+        "2 extra forward/backward passes a step",
     ),
     "joint": MethodSpec(
         "joint",
@@ -106,6 +115,24 @@ CONCEPT_METHODS = {
         "meta",
         retain_weight=3.0,
         summary="retain-after-forget meta-gradient (Patel & Qiu, 2025)",
+    ),
+    "lur-relearn": MethodSpec(
+        "lur-relearn",
+        AUTO,
+        "preserve",
+        "meta-relearn",
+        retain_weight=3.0,
+        summary="lur + forget loss after a simulated relearning step (erase.robust_step); "
+        "2 extra forward/backward passes a step",
+    ),
+    "lur-adv": MethodSpec(
+        "lur-adv",
+        AUTO,
+        "preserve",
+        "meta-adv",
+        retain_weight=3.0,
+        summary="lur with the forget loss at the worst nearby prompt embedding "
+        "(erase.robust_step); 1 extra forward/backward a step",
     ),
     "joint": MethodSpec(
         "joint",

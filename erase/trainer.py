@@ -248,7 +248,7 @@ class EraseTrainer:
         for p in self.params:
             p.grad = None
 
-    def _rule(self, forget, retain, monitor: bool) -> dict:
+    def _rule(self, forget, retain, monitor: bool, step: int = 0) -> dict:
         spec = self.method
         weight = spec.retain_weight
         mask_list = list(self.mask.values()) if self.mask is not None else None
@@ -259,6 +259,10 @@ class EraseTrainer:
             if meta.retain_weight != weight:
                 meta = MetaConfig(**{**meta.to_dict(), "retain_weight": weight})
             return meta_gradient(self.ctx, forget, retain, meta, monitor=monitor, mask=mask_list)
+        if spec.rule in ("meta-relearn", "meta-adv"):
+            from .robust_step import robust_rule
+
+            return robust_rule(self, forget, retain, monitor, mask_list, step)
         if spec.rule == "pcgrad":
             return pcgrad_gradient(self.ctx, forget, retain, weight)
         return joint_gradient(self.ctx, forget, retain, weight)
@@ -282,7 +286,7 @@ class EraseTrainer:
         forget, retain = self._closures(step)
         monitor = self.cfg.monitor_every > 0 and step % self.cfg.monitor_every == 0
         self.ctx.loss_scale = self.loss_scale
-        stats = self._rule(forget, retain, monitor)
+        stats = self._rule(forget, retain, monitor, step)
         stats = {k: v for k, v in stats.items() if not k.startswith("_")}
         stats.update(self._global_losses(stats))
         if self.mask is not None:
