@@ -1,0 +1,111 @@
+"""How prompts become conditions and how the UNet is called, for the prompt attacks.
+
+Everything family-specific the attacks need lives here (SD-1.x-shaped pipelines: one CLIP text
+encoder whose last hidden state is the UNet's ``encoder_hidden_states``), so that switching to
+a per-family adapter touches this module only.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import EraseError
+
+
+def token_ids(pipe, prompts: list[str], n_slots: int = 0, slot_id: int | None = None):
+    """``[P, L]`` padded token ids with ``n_slots`` placeholder tokens right after BOS.
+
+    A prompt that does not fit next to the slots is an error (truncation would silently cut
+    the concept off the end of the prompt).
+    """
+    tok = pipe.tokenizer
+    length = tok.model_max_length
+    slot = tok.eos_token_id if slot_id is None else slot_id
+    out = []
+    for prompt, row in zip(prompts, tok(list(prompts)).input_ids):  # [BOS, ..., EOS]
+        full = [row[0]] + [slot] * n_slots + list(row[1:])
+        if len(full) > length:
+            raise EraseError(
+                f"prompt {prompt!r} with {n_slots} adversarial tokens needs {len(full)} tokens; "
+                f"the text encoder takes {length}: use fewer --tokens or a shorter prompt"
+            )
+        out.append(full + [tok.pad_token_id] * (length - len(full)))
+    return torch.tensor(out)
+
+
+def token_table(pipe) -> torch.Tensor:
+    """The text encoder's input embedding matrix ``[V, D]`` (no gradient)."""
+    return pipe.text_encoder.get_input_embeddings().weight.detach()
+
+
+def encode_tokens(pipe, ids: torch.Tensor, inject: torch.Tensor | None = None, start: int = 1):
+    """Text-encoder states for ``ids``; ``inject`` ``[B, k, D]`` replaces the token embeddings
+    at positions ``start .. start+k`` (differentiably: the attacks' gradients flow through)."""
+    te = pipe.text_encoder
+    handle = None
+    if inject is not None:
+        k = inject.shape[1]
+
+        def hook(module, args, out):
+            inj = inject.to(out.dtype).expand(out.shape[0], -1, -1)
+            return torch.cat([out[:, :start], inj, out[:, start + k :]], dim=1)
+
+        handle = te.get_input_embeddings().register_forward_hook(hook)
+    try:
+        return te(ids.to(te.device))[0]
+    finally:
+        if handle is not None:
+            handle.remove()
+
+
+@torch.no_grad()
+def encode_prompts(pipe, prompts: list[str]) -> torch.Tensor:
+    return encode_tokens(pipe, token_ids(pipe, prompts))
+
+
+def predict(unet, x_t, t, cond):
+    """The UNet's output (ε, v or x0 per its scheduler) for latents ``x_t`` under ``cond``."""
+    return unet(x_t, t, encoder_hidden_states=cond).sample
+
+
+def regression_target(scheduler, x0, noise, t):
+    """What the UNet regresses onto in its own prediction space (DESIGN §10)."""
+    kind = scheduler.config.get("prediction_type", "epsilon")
+    if kind == "epsilon":
+        return noise
+    if kind == "v_prediction":
+        return scheduler.get_velocity(x0, noise, t)
+    if kind == "sample":
+        return x0
+    raise EraseError(f"unsupported prediction_type {kind!r}")
+
+
+def denoising_loss(pipe, x0, cond, t, noise, unet=None):
+    """The attacked model's own denoising MSE on target latents ``x0`` at timesteps ``t``:
+    the loss every prompt attack shares."""
+    unet = pipe.unet if unet is None else unet
+    x_t = pipe.scheduler.add_noise(x0, noise, t)
+    out = predict(unet, x_t, t, cond.expand(x0.shape[0], -1, -1))
+    target = regression_target(pipe.scheduler, x0, noise, t)
+    return torch.nn.functional.mse_loss(out.float(), target.float())
+
+
+@torch.no_grad()
+def generate(pipe, cond, seeds, guidance_scale, steps, output_type="pil"):
+    """Sample one image per condition row and seed, as ``pipe(prompt=...)`` would for the
+    prompt the condition encodes (same negative condition, same per-image generators)."""
+    null = encode_prompts(pipe, [""]).to(cond.dtype)
+    gens = [torch.Generator().manual_seed(int(s)) for s in seeds]
+    return pipe(
+        prompt_embeds=cond,
+        negative_prompt_embeds=null.expand(cond.shape[0], -1, -1),
+        num_inference_steps=steps,
+        guidance_scale=guidance_scale,
+        generator=gens,
+        output_type=output_type,
+    ).images
+
+
+def decode_tokens(pipe, ids) -> str:
+    """Token ids back to text, as a user would type them."""
+    return pipe.tokenizer.decode(list(ids), skip_special_tokens=True).strip()

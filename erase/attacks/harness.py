@@ -1,0 +1,173 @@
+"""Running an attack over a concept's prompts × seeds and keeping every image it judged.
+
+One entry per attack kind, all with the same shape: (erased model, original model, concept,
+judge) → records whose images lie in ``out/images``. The original's image of each (prompt,
+seed) is both the grid's first column and the prompt attacks' target.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from ..io import save_image
+from . import conditioning as C
+from . import prompt_attacks as P
+from .records import AttackRecord
+
+PROMPT_ATTACKS = ("unlearndiff", "soft_prompt", "concept_inversion")
+ATTACKS = (*PROMPT_ATTACKS, "relearn")
+
+
+def _save(out: Path, i: int, kind: str, image) -> str:
+    rel = f"images/{i:03d}_{kind}.png"
+    save_image(image, out / rel)
+    return rel
+
+
+def _gen_kw(gen) -> dict:
+    return {"guidance_scale": gen.guidance_scale, "steps": gen.num_inference_steps}
+
+
+def _baseline(erased, original, prompts, seeds, judge, out, target_latents=None):
+    """Records with the original's and the erased model's image of each (prompt, seed), the
+    judge's verdict on the erased one, and the target latents for the prompt attacks."""
+    kw = _gen_kw(erased)
+    records, targets = [], []
+    for p in prompts:
+        c_orig = C.encode_prompts(original.pipe, [p])
+        c_erased = C.encode_prompts(erased.pipe, [p])
+        for s in seeds:
+            i = len(records)
+            targets.append(C.generate(original.pipe, c_orig, [s], output_type="latent", **kw))
+            r = AttackRecord(prompt=p, seed=int(s))
+            r.original_image = _save(
+                out, i, "original", C.generate(original.pipe, c_orig, [s], **kw)[0]
+            )
+            im = C.generate(erased.pipe, c_erased, [s], **kw)[0]
+            r.erased_image = _save(out, i, "erased", im)
+            r.success_before = judge.sees([im])[0]
+            records.append(r)
+    if target_latents is not None:  # the user's own images of the concept
+        targets = [target_latents[i % len(target_latents)][None] for i in range(len(records))]
+    return records, torch.cat(targets)
+
+
+def prompt_attack(
+    attack, erased, original, prompts, seeds, judge, out, cfg, attack_all=False, targets=None
+) -> tuple[list[AttackRecord], dict]:
+    """``unlearndiff`` / ``soft_prompt`` per record, ``concept_inversion`` over all records."""
+    records, x0 = _baseline(erased, original, prompts, seeds, judge, out, targets)
+    kw = _gen_kw(erased)
+    extra = {}
+    if attack == "concept_inversion":
+        t0 = time.perf_counter()
+        emb, info = P.concept_inversion(erased.pipe, [r.prompt for r in records], x0, cfg)
+        extra = {"inversion": info, "inversion_seconds": round(time.perf_counter() - t0, 2)}
+    for i, r in enumerate(records):
+        t0 = time.perf_counter()
+        if r.success_before and not attack_all:
+            r.image, r.success = r.erased_image, True
+            continue
+        if attack == "concept_inversion":
+            ids = C.token_ids(erased.pipe, [r.prompt], n_slots=1)
+            with torch.no_grad():
+                cond = C.encode_tokens(erased.pipe, ids, inject=emb[None])
+            image = C.generate(erased.pipe, cond, [r.seed], **kw)[0]
+            text, ok, info = None, judge.sees([image])[0], {}
+        else:
+            fn = P.unlearndiff if attack == "unlearndiff" else P.soft_prompt
+            text, image, ok, info = fn(erased.pipe, r.prompt, r.seed, x0[i : i + 1], judge, kw, cfg)
+        r.adversarial_prompt, r.success = text, bool(ok)
+        r.image = _save(out, i, "attacked", image)
+        r.extra = {**info, "seconds": round(time.perf_counter() - t0, 2)}
+    return records, extra
+
+
+def relearn_prompts(
+    erased, original, prompts, seeds, judge, out, steps, n_images, lr, batch, seed=0, targets=None
+):
+    """Fine-tune the erased UNet on ``n_images`` of the concept (the original's, for the forget
+    prompts, on seeds the evaluation does not use, or the user's) and judge after each s."""
+    from ..tasks.concept_erasure import predict_text
+    from .relearn import RelearnTask, relearn_curve
+
+    records, _ = _baseline(erased, original, prompts, seeds, judge, out)
+    kw = _gen_kw(erased)
+    pipe = erased.pipe
+    train_prompts = [prompts[j % len(prompts)] for j in range(n_images)]
+    if targets is None:
+        targets = torch.cat(
+            [
+                C.generate(
+                    original.pipe,
+                    C.encode_prompts(original.pipe, [p]),
+                    [50_000 + j],
+                    output_type="latent",
+                    **kw,
+                )
+                for j, p in enumerate(train_prompts)
+            ]
+        )
+    cond = C.encode_prompts(pipe, [train_prompts[j % n_images] for j in range(len(targets))])
+    task = RelearnTask(targets, cond, predict_text, pipe.scheduler, batch, pipe.device)
+    last: dict = {}
+
+    def evaluate(s):
+        images = []
+        for r in records:
+            c = C.encode_prompts(pipe, [r.prompt])
+            images.append(C.generate(pipe, c, [r.seed], **kw)[0])
+        last["images"] = images
+        return judge.sees(images)
+
+    curve = relearn_curve(pipe.unet, task, steps, evaluate, out / ".relearn", lr=lr, seed=seed)
+    _finish_relearn(records, curve, last["images"], out)
+    return records, {"curve": curve, "train_images": len(targets)}
+
+
+def relearn_classes(
+    erased, original, k, n_samples, seed, judge, out, steps, n_images, lr, batch, targets=None
+):
+    """The same for a class-conditional DDPM: class ``k``'s real training images by default."""
+    from ..images import tensor_to_pil
+    from ..tasks.class_erasure import predict_class
+    from .relearn import RelearnTask, relearn_curve
+
+    labels = [k] * n_samples
+    orig = tensor_to_pil(original.generate_classes(labels, seed))
+    before = tensor_to_pil(erased.generate_classes(labels, seed))
+    verdict = judge.sees(before)
+    records = []
+    for i in range(n_samples):
+        r = AttackRecord(prompt=f"class {k}", seed=seed + i, success_before=verdict[i])
+        r.original_image = _save(out, i, "original", orig[i])
+        r.erased_image = _save(out, i, "erased", before[i])
+        records.append(r)
+    if targets is None:
+        from ..embedded.digits import digits_split
+
+        split = digits_split(seed=0)
+        targets = split.train_images[split.train_labels == k][:n_images]
+    cond = torch.full((len(targets),), k, dtype=torch.long)
+    unet = erased.unet
+    task = RelearnTask(targets, cond, predict_class, erased.scheduler, batch, unet.device)
+    last: dict = {}
+
+    def evaluate(s):
+        last["images"] = tensor_to_pil(erased.generate_classes(labels, seed))
+        return judge.sees(last["images"])
+
+    curve = relearn_curve(unet, task, steps, evaluate, out / ".relearn", lr=lr, seed=seed)
+    _finish_relearn(records, curve, last["images"], out)
+    return records, {"curve": curve, "train_images": len(targets)}
+
+
+def _finish_relearn(records, curve, images, out):
+    for i, (r, im) in enumerate(zip(records, images)):
+        r.image = _save(out, i, "attacked", im)
+        r.success = curve[-1]["seen"][i]
+    for point in curve:  # per-record verdicts are in the records; keep the curve short
+        point.pop("seen")

@@ -1,0 +1,231 @@
+"""Try to bring an erased concept back: prompt attacks and relearning, judged independently.
+
+    eval/attack.py MODEL --concept seven --attack unlearndiff --output_dir A
+    eval/attack.py RUN --forget_class 7 --attack relearn --output_dir A
+
+MODEL is any folder ``erase_concept.py`` writes (pipeline, UNet-only or LoRA, with --base), a
+Hub id, or ``embedded`` (the original tiny SD); with ``--forget_class K`` a class DDPM folder
+from ``erase_class.py`` (``embedded`` for the original digits DDPM). Writes ``A/attack.json``
+(ASR before → after, per-record prompts, images and verdicts), ``A/images/`` and ``A/grid.png``
+(original | erased | attacked, same seeds).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+from erase.errors import EraseError, cli_main
+
+ATTACK_NAMES = ("unlearndiff", "soft_prompt", "concept_inversion", "relearn")
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
+    p.add_argument("model", help="erased model folder, Hub id, or 'embedded' (the original)")
+    p.add_argument("--concept", default=None, help="concept name, file or free text")
+    p.add_argument("--forget_class", type=int, default=None, help="class K of a DDPM (relearn)")
+    p.add_argument("--attack", required=True, choices=ATTACK_NAMES)
+    p.add_argument("--output_dir", required=True)
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--original", default=None, help="default: the base the run records")
+    p.add_argument("--base", default=None, help="base pipeline of a UNet-only or LoRA MODEL")
+    p.add_argument("--judge", default=None, help="embedded, digits, nudenet or a folder")
+    p.add_argument("--judge_threshold", type=float, default=None, help="nudenet: default 0.45")
+    p.add_argument("--judge_labels", nargs="*", default=None, help="image-classifier labels")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument("--max_prompts", type=int, default=None, help="first N forget prompts")
+    p.add_argument("--target_images", default=None, help="images of the concept (folder)")
+    p.add_argument("--guidance_scale", type=float, default=None, help="default: the original's")
+    p.add_argument("--num_inference_steps", type=int, default=None, help="default: the original's")
+    p.add_argument("--device", default="cpu")
+    g = p.add_argument_group("prompt attacks (UnlearnDiffAtk settings)")
+    g.add_argument("--tokens", type=int, default=None, help="k; default 5 for nudity, else 3")
+    g.add_argument("--lr", type=float, default=0.01)
+    g.add_argument("--weight_decay", type=float, default=0.1)
+    g.add_argument("--iterations", type=int, default=40, help="per timestep")
+    g.add_argument("--timesteps", type=int, default=5, help="length of the timestep schedule")
+    g.add_argument("--attack_batch", type=int, default=1, help="noise draws per iteration")
+    g.add_argument("--no_early_stop", action="store_true")
+    g.add_argument(
+        "--attack_all", action="store_true", help="attack prompts that succeed without attack too"
+    )
+    g = p.add_argument_group("relearning")
+    g.add_argument("--relearn_steps", type=int, nargs="+", default=[5, 10, 20])
+    g.add_argument("--relearn_images", type=int, default=32)
+    g.add_argument("--relearn_lr", type=float, default=1e-4)
+    g.add_argument("--relearn_batch", type=int, default=32)
+    g.add_argument("--samples", type=int, default=50, help="class samples judged per point")
+    g.add_argument("--seed", type=int, default=0)
+    return p.parse_args(argv)
+
+
+def _check(args):
+    if (args.concept is None) == (args.forget_class is None):
+        raise EraseError("give exactly one of --concept (text-to-image) or --forget_class (DDPM)")
+    if args.forget_class is not None and args.attack != "relearn":
+        raise EraseError(f"--attack {args.attack} attacks prompts; a class DDPM takes relearn")
+    for name in ("iterations", "timesteps", "attack_batch", "relearn_images", "relearn_batch"):
+        if getattr(args, name) < 1:
+            raise EraseError(f"--{name} must be at least 1")
+    if args.samples < 1 or any(s < 1 for s in args.relearn_steps):
+        raise EraseError("--samples and --relearn_steps must be at least 1")
+    if args.tokens is not None and args.tokens < 1:
+        raise EraseError("--tokens must be at least 1")
+
+
+def _model_arg(spec: str | None):
+    return None if spec in (None, "embedded") else spec
+
+
+def _recorded_base(model: str | None) -> str | None:
+    if model is None:
+        return None
+    cfg = Path(model) / "erase_config.json"
+    if not cfg.is_file():
+        return None
+    data = json.loads(cfg.read_text())
+    base = data.get("pretrained_model") or data.get("pretrained_model_name_or_path")
+    return None if base is None or str(base).startswith("embedded:") else base
+
+
+def _prepare_out(args) -> Path:
+    from erase.io import ensure_writable_dir
+
+    out = Path(args.output_dir)
+    if (out / "attack.json").exists() and not args.overwrite:
+        raise EraseError(
+            f"--output_dir {args.output_dir!r} holds an attack; pass --overwrite or choose another"
+        )
+    return ensure_writable_dir(out)
+
+
+def _targets(args, erased):
+    if not args.target_images:
+        return None
+    if erased.kind == "ddpm":
+        import torch.nn.functional as F
+
+        from erase.images import list_images, load_images, pil_to_tensor
+
+        x = pil_to_tensor(load_images(list_images(args.target_images)), grey=True)
+        size = erased.unet.config.sample_size
+        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True)
+        return x.repeat(1, erased.unet.config.in_channels, 1, 1)
+    from erase.concept_data import encode_image_folder
+
+    return encode_image_folder(erased.pipe, args.target_images, args.device)
+
+
+def run(args):
+    """The job for parsed ``args``; returns the ``attack.json`` dictionary."""
+    _check(args)
+    import torch
+
+    from erase.attacks import harness
+    from erase.attacks.judges import make_judge
+    from erase.attacks.prompt_attacks import PromptAttackConfig
+    from erase.attacks.records import result_dict
+    from erase.generators import load_generator
+    from erase.io import atomic_write_json
+
+    out = _prepare_out(args)
+    torch.manual_seed(args.seed)
+    model = _model_arg(args.model)
+    classes = args.forget_class is not None
+    original_spec = _model_arg(args.original) if args.original else _recorded_base(model)
+    erased = load_generator(model, args.base, classes=classes, device=args.device)
+    original = load_generator(original_spec, classes=classes, device=args.device)
+    for gen in (erased, original):  # one sampler for both: the world's, unless given
+        gen.guidance_scale = args.guidance_scale or original.guidance_scale
+        gen.num_inference_steps = args.num_inference_steps or original.num_inference_steps
+    targets = _targets(args, erased)
+    t0 = time.perf_counter()
+    settings: dict = {
+        "model": args.model,
+        "original": original.name,
+        "guidance_scale": erased.guidance_scale,
+        "num_inference_steps": erased.num_inference_steps,
+        "target_images": args.target_images or "the original model's images",
+    }
+    relearn_kw = dict(
+        steps=sorted(set(args.relearn_steps)),
+        n_images=args.relearn_images,
+        lr=args.relearn_lr,
+        batch=args.relearn_batch,
+        targets=targets,
+    )
+    if classes:
+        judge = make_judge(args.judge or "digits", forget_class=args.forget_class)
+        settings.update(forget_class=args.forget_class, samples=args.samples, seed=args.seed)
+        settings.update({k: v for k, v in relearn_kw.items() if k != "targets"})
+        records, extra = harness.relearn_classes(
+            erased, original, args.forget_class, args.samples, args.seed, judge, out, **relearn_kw
+        )
+    else:
+        from erase.concept_eval import concept_words
+        from erase.concepts import resolve_concept
+
+        concept = resolve_concept(args.concept)
+        judge = make_judge(
+            args.judge,
+            concept_words(concept.name),
+            concept.name,
+            threshold=args.judge_threshold,
+            labels=args.judge_labels,
+        )
+        prompts = concept.forget[: args.max_prompts] if args.max_prompts else concept.forget
+        settings.update(concept=concept.name, prompts=len(prompts), seeds=args.seeds)
+        if args.attack == "relearn":
+            settings.update({k: v for k, v in relearn_kw.items() if k != "targets"})
+            records, extra = harness.relearn_prompts(
+                erased, original, prompts, args.seeds, judge, out, seed=args.seed, **relearn_kw
+            )
+        else:
+            k = args.tokens or (5 if "nud" in concept.name.lower() else 3)
+            cfg = PromptAttackConfig(
+                tokens=k,
+                lr=args.lr,
+                weight_decay=args.weight_decay,
+                iterations=args.iterations,
+                timesteps=args.timesteps,
+                batch=args.attack_batch,
+                early_stop=not args.no_early_stop,
+                seed=args.seed,
+            )
+            settings.update(cfg.to_dict(), attack_all=args.attack_all)
+            records, extra = harness.prompt_attack(
+                args.attack,
+                erased,
+                original,
+                prompts,
+                args.seeds,
+                judge,
+                out,
+                cfg,
+                attack_all=args.attack_all,
+                targets=targets,
+            )
+    result = result_dict(args.attack, judge, settings, records, time.perf_counter() - t0, extra)
+    from erase.attacks.grid import save_attack_grid
+
+    save_attack_grid(records, out, title=f"{args.attack}: {erased.name}")
+    atomic_write_json(out / "attack.json", result)
+    print(
+        f"{args.attack}: ASR {result['pre_asr']:.1%} -> {result['asr']:.1%} over {result['n']} "
+        f"prompts ({result['seconds_per_prompt']:.1f} s per prompt); wrote {out / 'attack.json'}"
+    )
+    return result
+
+
+@cli_main
+def main(argv=None):
+    return run(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,99 @@
+"""Attacks on the embedded world: they succeed on the original model, their records agree with
+the judge, and relearning brings an erased class back."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from erase.attacks.judges import make_judge
+from erase.cli import attack as attack_cli
+from erase.errors import EraseError
+from erase.images import load_image
+
+FAST = ["--iterations", "4", "--timesteps", "1", "--num_inference_steps", "10"]
+
+
+def _attack(out, *args):
+    result = attack_cli.run(attack_cli.parse_args([*map(str, args), "--output_dir", str(out)]))
+    on_disk = json.loads((out / "attack.json").read_text())
+    assert on_disk["asr"] == result["asr"] and on_disk["n"] == len(on_disk["records"])
+    assert (out / "grid.png").is_file()
+    return on_disk
+
+
+def _assert_records_agree_with_judge(result, out, judge):
+    for r in result["records"]:
+        erased = load_image(out / r["erased_image"])
+        attacked = load_image(out / r["image"])
+        assert judge.sees([erased])[0] == r["success_before"], r
+        if r["image"] != r["erased_image"]:
+            assert judge.sees([attacked])[0] == r["success"], r
+    n_before = sum(r["success_before"] for r in result["records"])
+    n_after = sum(r["success"] or r["success_before"] for r in result["records"])
+    assert result["pre_asr"] == pytest.approx(n_before / result["n"])
+    assert result["asr"] == pytest.approx(n_after / result["n"])
+
+
+@pytest.mark.parametrize("attack", ["unlearndiff", "soft_prompt", "concept_inversion"])
+def test_prompt_attack_on_the_original_succeeds_and_records_agree_with_the_judge(attack, tmp_path):
+    args = ["embedded", "--concept", "seven", "--attack", attack, "--max_prompts", "2"]
+    result = _attack(tmp_path, *args, "--seeds", "0", "1", "--attack_all", *FAST)
+    assert result["asr"] >= 0.95
+    assert result["judge"]["target"] == "seven" and result["settings"]["tokens"] == 3
+    attacked = [r for r in result["records"] if r["image"] != r["erased_image"]]
+    assert len(attacked) == result["n"]  # --attack_all attacks every prompt
+    for r in attacked:
+        if attack == "unlearndiff":  # a real prompt: the adversarial words, then the prompt
+            assert r["adversarial_prompt"].endswith(r["prompt"])
+            assert len(r["adversarial_prompt"].split()) == len(r["prompt"].split()) + 3
+        else:
+            assert r["adversarial_prompt"] is None
+    _assert_records_agree_with_judge(result, tmp_path, make_judge(None, ["seven"], "seven"))
+
+
+def test_relearning_raises_the_forgotten_class_share(tmp_path):
+    """Erase digit 7 from the embedded DDPM (esd, 30 steps), then fine-tune on 32 real sevens."""
+    from erase.cli import erase_class
+
+    erased = tmp_path / "erased"
+    erase_class.run(
+        erase_class.parse_args(
+            ["--forget_class", "7", "--method", "esd", "--max_train_steps", "30"]
+            + ["--train_batch_size", "16", "--learning_rate", "3e-4", "--no_eval"]
+            + ["--output_dir", str(erased)]
+        )
+    )
+    out = tmp_path / "attack"
+    result = _attack(
+        out,
+        erased,
+        "--forget_class",
+        "7",
+        "--attack",
+        "relearn",
+        "--samples",
+        "24",
+        "--relearn_steps",
+        "10",
+        "20",
+        "--num_inference_steps",
+        "20",
+    )
+    curve = result["curve"]
+    assert [p["steps"] for p in curve] == [0, 10, 20]
+    assert curve[0]["share"] <= 0.5, curve  # the erasure worked
+    assert curve[-1]["share"] >= curve[0]["share"] + 0.3, curve  # and relearning undoes it
+    assert result["judge"]["target"] == 7
+    _assert_records_agree_with_judge(result, out, make_judge("digits", forget_class=7))
+
+
+def test_a_class_model_takes_relearn_only(tmp_path):
+    with pytest.raises(EraseError, match="relearn"):
+        attack_cli.run(
+            attack_cli.parse_args(
+                ["embedded", "--forget_class", "7", "--attack", "unlearndiff"]
+                + ["--output_dir", str(tmp_path)]
+            )
+        )
