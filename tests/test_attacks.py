@@ -97,3 +97,33 @@ def test_a_class_model_takes_relearn_only(tmp_path):
                 + ["--output_dir", str(tmp_path)]
             )
         )
+
+
+def test_an_image_classifier_folder_judges_by_its_labels(tmp_path):
+    """Any transformers image-classification folder; verdict = top-1 label among the given."""
+    import torch
+    from PIL import Image
+    from transformers import ConvNextImageProcessor, ResNetConfig, ResNetForImageClassification
+
+    labels = {0: "tench", 1: "garbage truck", 2: "church"}
+    cfg = ResNetConfig(
+        embedding_size=8,
+        hidden_sizes=[8, 8],
+        depths=[1, 1],
+        num_labels=3,
+        id2label=labels,
+        label2id={v: k for k, v in labels.items()},
+    )
+    torch.manual_seed(0)
+    model = ResNetForImageClassification(cfg).eval()
+    model.save_pretrained(tmp_path)
+    processor = ConvNextImageProcessor(size={"shortest_edge": 32}, crop_pct=1.0)
+    processor.save_pretrained(tmp_path)
+    judge = make_judge(str(tmp_path), concept_name="garbage_truck", labels=["garbage truck", "2"])
+    assert judge.settings["labels"] == ["garbage truck", "church"]
+    images = [Image.new("RGB", (16, 16), (40 * i, 255 - 60 * i, 30 * i)) for i in range(5)]
+    with torch.no_grad():
+        top = model(**processor(images=images, return_tensors="pt")).logits.argmax(-1).tolist()
+    assert judge.sees(images) == [t in (1, 2) for t in top]
+    with pytest.raises(EraseError, match="not one of"):
+        make_judge(str(tmp_path), concept_name="x", labels=["zebra"])
