@@ -87,6 +87,7 @@ def test_second_order_matches_finite_differences():
         numeric[i] = (
             J((flat + e).requires_grad_()).detach() - J((flat - e).requires_grad_()).detach()
         ) / (2 * h)
+    # central differences in float64: truncation h^2 J''' ~ 1e-12, rounding eps64 |J| / h ~ 2e-10
     torch.testing.assert_close(analytic, numeric, rtol=1e-6, atol=1e-8)
     # and it is not just the first-order gradient: the Hessian term is visible
     m1 = copy.deepcopy(model)
@@ -115,8 +116,10 @@ def test_first_order_equals_exact_when_forget_hessian_is_zero():
     meta_gradient(_ctx(l1), forget, retain, MetaConfig(mode="first_order", **cfg))
     meta_gradient(_ctx(l2), forget, retain, MetaConfig(mode="second_order", **cfg))
     for p, q in zip(l1.parameters(), l2.parameters()):
+        # the same gradient through two float64 computations: a few dozen roundings of eps64
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-12)
-    # the weights are restored after the look-ahead
+    # the weights are restored after the look-ahead: (θ - d) + d rounds twice, by at most
+    # eps64 (2.2e-16) x (|θ| + |d|) < 1e-15 for these weights (|θ| < 0.6) and steps
     for p, q in zip(l1.parameters(), lin.parameters()):
         torch.testing.assert_close(p, q, rtol=0, atol=1e-15)
 
@@ -134,6 +137,8 @@ def test_small_alpha_reduces_to_joint(mode):
         MetaConfig(mode=mode, inner_lr=1e-9, retain_weight=0.5, precondition="none"),
     )
     for p, q in zip(mj.parameters(), mm.parameters()):
+        # not rounding but mathematics: the meta-gradient differs from the joint one by
+        # O(α λ ∇²L ∇L) = O(1e-9) here
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-6, atol=1e-9)
 
 
@@ -149,6 +154,7 @@ def test_k_steps_and_flipped_order_match_second_order_at_zero_curvature():
         MetaConfig(inner_lr=0.05, inner_steps=3, order="retain_first", precondition="none"),
     )
     for p, q in zip(model.parameters(), before):
+        # restored from the summed displacement of 3 look-ahead steps: a few roundings of eps64
         torch.testing.assert_close(p.detach(), q, rtol=0, atol=1e-14)
     assert {"loss_retain", "loss_forget_lookahead", "cos"} <= set(stats)
     # K=3 differs from K=1
@@ -177,6 +183,7 @@ def test_lookahead_loss_logged_is_the_loss_at_the_lookahead_point():
     stats = meta_gradient(
         _ctx(model), forget, retain, MetaConfig(inner_lr=alpha, precondition="none"), monitor=True
     )
+    # the same float64 loss at a look-ahead point reached with another operation order
     assert stats["loss_retain_lookahead"] == pytest.approx(expected, rel=1e-12)
     assert stats["loss_retain"] == pytest.approx(float(retain(model, 0)), rel=1e-12)
     assert -1.0 <= stats["cos_at_theta"] <= 1.0

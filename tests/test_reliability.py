@@ -238,8 +238,19 @@ def test_two_cpu_ranks_match_one_rank(task, tiny_models, env, request, tmp_path)
     ref_log, log = _log(reference), _log(out)
     assert [r["step"] for r in log] == list(range(1, REFERENCE_STEPS + 1))  # written once
     assert log[0].keys() == ref_log[0].keys()
+    # Half the batch per rank changes the kernels' blocking, so every gradient coordinate
+    # carries float32 rounding of another order: relative error rho ~ eps32 (6e-8) x depth x
+    # sqrt(reduction length) ~ 1e-5 for these tiny models. Losses and norms inherit rho as a
+    # relative error. A cosine is a ratio of a sum with cancellation: near 0 (the forget and
+    # retain gradients of a random model are almost orthogonal) its relative error is
+    # unbounded, but |d cos| <= 2 rho in absolute terms (-5.3210e-4 vs -5.3230e-4 with
+    # ATEN_CPU_CAPABILITY=default failed the old relative bound).
+    rho = 1e-5
     for key, value in ref_log[0].items():
-        assert log[0][key] == pytest.approx(value, rel=1e-5, abs=1e-7), key
+        if key.startswith("cos"):
+            assert abs(log[0][key] - value) <= 2 * rho, (key, log[0][key], value)
+        else:
+            assert log[0][key] == pytest.approx(value, rel=rho, abs=1e-7), key
     if task == "class":
         base = load_file(str(tiny_models["ddpm"] / "unet" / "diffusion_pytorch_model.safetensors"))
         dist = _relative_distance(load_weights(out), load_weights(reference), base)
@@ -336,7 +347,9 @@ def one_thread():
 
 def test_max_grad_norm_bounds_the_update(tmp_path, one_thread):
     before, seen = _tiny_trainer(None, tmp_path / "a")
-    assert seen == pytest.approx(before, rel=1e-5)  # no clipping: the optimizer sees the raw norm
+    # no clipping: the optimizer sees the raw norm. The trainer's _foreach_norm and p.grad.norm()
+    # sum the same float32 squares in other orders: relative error ~ log2(n) eps32 ~ 1e-6
+    assert seen == pytest.approx(before, rel=1e-5)
     max_norm = 0.25 * min(before)
     before, seen = _tiny_trainer(max_norm, tmp_path / "b")
     assert len(seen) == 3 and all(b > max_norm for b in before)  # logged: the norm before clipping
