@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import EraseError
+from .validate import read_text_file
 
 SECTIONS = ("forget", "anchor", "retain")
 NAME_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
@@ -63,7 +64,7 @@ def parse_concept_file(path: Path, name: str | None = None) -> Concept:
         raise EraseError(f"concept file {str(path)!r} not found")
     sections: dict[str, list[str]] = {s: [] for s in SECTIONS}
     current = None
-    for n, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, raw in enumerate(read_text_file(path, "concept file").splitlines(), 1):
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
@@ -94,7 +95,7 @@ def read_prompt_file(path: str | Path, what: str) -> list[str]:
     p = Path(path)
     if not p.is_file():
         raise EraseError(f"{what} file {str(path)!r} not found")
-    lines = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines()]
+    lines = [ln.strip() for ln in read_text_file(p, f"{what} file").splitlines()]
     prompts = [ln for ln in lines if ln and not ln.startswith("#")]
     if not prompts:
         raise EraseError(f"{what} file {str(path)!r} has no prompts (one prompt per line)")

@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from erase.errors import EraseError, cli_main  # noqa: E402
+from erase.validate import prompts_arg  # noqa: E402
 
 IMAGE_COLUMNS = ("image", "file", "filename", "path")
 
@@ -40,9 +41,10 @@ def parse_args(argv=None):
     )
     p.add_argument(
         "--prompts",
+        nargs="+",
         default=None,
-        help="prompts to generate from: CSV with a prompt column (COCO), text file or text "
-        "('|' separates); default: the embedded world's digit and style prompts",
+        help="prompts to generate from: CSV with a prompt column (COCO), a text file, or "
+        "prompts ('A|B' is read as A and B); default: the embedded world's digit and style prompts",
     )
     p.add_argument("--limit", type=int, default=None)
     p.add_argument("--seeds", type=int, nargs="+", default=[0], help="for prompts without a seed")
@@ -53,7 +55,9 @@ def parse_args(argv=None):
     p.add_argument("--clip_checkpoint", default=None, help="open_clip checkpoint file")
     p.add_argument("--output_dir", default="outputs/eval/clipscore")
     add_model_args(p)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.prompts = prompts_arg(args.prompts)
+    return args
 
 
 def read_captions(path: str | Path, folder: Path) -> list[tuple[Path, str]]:
@@ -97,7 +101,7 @@ def _generation_items(args) -> list[dict]:
         texts = [digit_prompt(w) for w in DIGIT_WORDS]
         texts += [style_prompt(w, s) for s in STYLES[1:] for w in DIGIT_WORDS]
         records = load_prompts(texts)
-    elif Path(args.prompts).suffix.lower() == ".csv":
+    elif isinstance(args.prompts, str) and Path(args.prompts).suffix.lower() == ".csv":
         records = load_prompt_csv(args.prompts, limit=args.limit)
     else:
         records = load_prompts(args.prompts)

@@ -22,6 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from erase.errors import EraseError, cli_main  # noqa: E402
+from erase.validate import prompts_arg  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -32,7 +33,12 @@ def parse_args(argv=None):
 
     p.add_argument("--real", default=None, help="folder of real images (default: real digits)")
     p.add_argument("--fake", default=None, help="folder of generated images")
-    p.add_argument("--prompts", default=None, help="captions CSV/text to generate from (pipelines)")
+    p.add_argument(
+        "--prompts",
+        nargs="+",
+        default=None,
+        help="prompts to generate from (pipelines): a captions CSV, a text file, or prompts",
+    )
     p.add_argument("--limit", type=int, default=None)
     p.add_argument(
         "--classes", type=int, nargs="+", default=None, help="DDPM classes (default all)"
@@ -43,7 +49,9 @@ def parse_args(argv=None):
     p.add_argument("--inception_weights", default=None, help="torch-fidelity Inception weights")
     p.add_argument("--output_dir", default="outputs/eval/fid")
     add_model_args(p, classes=True)
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    args.prompts = prompts_arg(args.prompts)
+    return args
 
 
 def _folder_tensor(folder, size: int | None = None):
@@ -152,7 +160,7 @@ def main(argv=None):
             else:
                 records = (
                     load_prompt_csv(args.prompts)
-                    if Path(args.prompts).suffix.lower() == ".csv"
+                    if isinstance(args.prompts, str) and Path(args.prompts).suffix.lower() == ".csv"
                     else load_prompts(args.prompts)
                 )
                 seeds = [args.seed]

@@ -18,6 +18,7 @@ from pathlib import Path
 from erase.errors import EraseError, cli_main
 from erase.methods import CLASS_METHODS
 from erase.runs import add_training_args
+from erase.validate import validate_args
 
 DEFAULTS = dict(steps=150, lr=1e-4, batch=64)
 
@@ -129,6 +130,7 @@ def build_config(args, method, meta, train_cfg, world, n_classes, null_class, en
 
 def run(args):
     """The job for parsed ``args`` (raises ``EraseError`` on bad input; the API calls this)."""
+    validate_args(args)  # every number and path flag, before any work
     from erase.methods import get_method
 
     method = get_method(args.method, CLASS_METHODS).with_overrides(

@@ -22,6 +22,7 @@ from erase.errors import EraseError, cli_main
 from erase.methods import CONCEPT_METHODS
 from erase.params import PARAM_SETS
 from erase.runs import add_training_args
+from erase.validate import validate_args
 
 SAVE_FORMATS = ("pipeline", "unet", "lora")
 
@@ -358,6 +359,7 @@ def validation_grid(
 
 def run(args):
     """The job for parsed ``args`` (raises ``EraseError`` on bad input; the API calls this)."""
+    validate_args(args)  # every number and path flag, before any work
     concept, retain_prompts, method = resolve_inputs(args)
     from erase.runs import prepare_output_dir
 

@@ -17,6 +17,7 @@ import argparse
 from pathlib import Path
 
 from erase.errors import EraseError, cli_main
+from erase.validate import validate_args
 
 
 def parse_args(argv=None):
@@ -28,7 +29,12 @@ def parse_args(argv=None):
     add_model_args(p, classes=True)
     p.add_argument("--compare", default=None, help="a second model (e.g. the base) to show beside")
     p.add_argument("--compare_base", default=None, help="base for a UNet-only/LoRA --compare")
-    p.add_argument("--prompts", default=None, help="prompt file (txt/csv) or text ('|' separates)")
+    p.add_argument(
+        "--prompts",
+        nargs="+",
+        default=None,
+        help="prompts (one row each), or one prompt file (txt/csv); 'A|B' is read as A and B",
+    )
     p.add_argument("--classes", type=int, nargs="+", default=None, help="rows for DDPMs")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     p.add_argument("--output", default="grid.png")
@@ -64,6 +70,7 @@ def _sample(gen, rows, args, row_is_class: bool):
 
 def run(args):
     """The job for parsed ``args`` (raises ``EraseError`` on bad input; the API calls this)."""
+    validate_args(args)  # every number and path flag, before any work
     from erase.data.prompts_csv import load_prompts
     from erase.generators import check_positive, load_generator
     from erase.grids import comparison_grid, save_grid
@@ -87,7 +94,8 @@ def run(args):
 
             rows = [digit_prompt(d) for d in range(10)]
         else:
-            rows = [r.prompt for r in load_prompts(args.prompts)]
+            one = len(args.prompts) == 1  # a file, or the older 'A|B' form
+            rows = [r.prompt for r in load_prompts(args.prompts[0] if one else args.prompts)]
         row_labels = rows
     models = [(args.model, args.base)]
     if args.compare is not None:

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..errors import EraseError
+from ..validate import read_text_file
 
 PROMPT_COLUMN = "prompt"
 I2P_CATEGORIES = (
@@ -47,6 +48,7 @@ def _read_rows(path: str | os.PathLike) -> tuple[list[str], list[dict[str, str]]
     path = Path(path)
     if not path.is_file():
         raise EraseError(f"prompt file {str(path)!r} does not exist")
+    read_text_file(path, "prompt CSV")  # a binary or non-UTF-8 file: one clear line
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
             reader = csv.DictReader(fh)
@@ -191,10 +193,7 @@ def load_prompts(source: str | os.PathLike | Iterable[str]) -> list[PromptRecord
     if path.suffix.lower() == ".csv" or path.is_file():
         if path.suffix.lower() == ".csv":
             return load_prompt_csv(path)
-        try:
-            lines = path.read_text(encoding="utf-8-sig").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise EraseError(f"cannot read prompt file {str(path)!r}: {exc}") from None
+        lines = read_text_file(path, "prompt file").splitlines()
         prompts = [ln.strip() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
         if not prompts:
             raise EraseError(f"prompt file {str(path)!r} is empty")
