@@ -38,3 +38,32 @@ def machine_record(script: str) -> dict:
         "cuda": torch.cuda.get_device_name() if torch.cuda.is_available() else None,
         "platform": platform.platform(),
     }
+
+
+# ``--smoke``: the jobs' flags for a run of a few seconds on the embedded world. A smoke run
+# checks that a benchmark runs end to end and writes its tables; its numbers mean nothing.
+CLASS_SMOKE = [
+    "--max_train_steps",
+    "2",
+    "--train_batch_size",
+    "4",
+    "--eval_samples_per_class",
+    "2",
+    "--num_inference_steps",
+    "2",
+]
+CONCEPT_SMOKE = [
+    "--max_train_steps",
+    "2",
+    "--train_batch_size",
+    "2",
+    "--images_per_prompt",
+    "1",
+    "--retain_images_per_prompt",
+    "1",
+    "--gen_steps",
+    "2",
+    "--eval_images_per_class",
+    "2",
+]
+SMOKE_HELP = "a few seconds on the embedded world: checks that the benchmark runs end to end"

@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _scripts import load_script  # noqa: E402  (benchmarks/ is on the path when run)
+from _scripts import CONCEPT_SMOKE, SMOKE_HELP, load_script  # noqa: E402  (benchmarks/ is on the path when run)
 
 METHODS = ["lur", "joint", "esd", "salun", "ga", "pcgrad"]
 
@@ -30,8 +30,13 @@ def parse_args(argv=None):
     p.add_argument("--methods", nargs="+", default=METHODS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output_dir", default="runs/concepts")
+    p.add_argument("--smoke", action="store_true", help=SMOKE_HELP + " ('three': lur, joint)")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[])
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.concepts, args.methods = ["three"], ["lur", "joint"]
+        args.extra = CONCEPT_SMOKE + args.extra
+    return args
 
 
 def _pct(x):

@@ -21,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _scripts import load_script  # noqa: E402  (benchmarks/ is on the path when run)
+from _scripts import CLASS_SMOKE, SMOKE_HELP, load_script  # noqa: E402  (benchmarks/ is on the path when run)
 
 METHODS = ["lur", "joint", "pcgrad", "salun", "ga", "esd"]
 
@@ -38,7 +38,12 @@ def parse_args(argv=None):
         default=[],
         help="flags passed to every erase_class.py run (after --extra)",
     )
-    return p.parse_args(argv)
+    p.add_argument("--smoke", action="store_true", help=SMOKE_HELP + " (lur, joint; seed 0)")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.methods, args.seeds = ["lur", "joint"], [0]
+        args.extra = CLASS_SMOKE + args.extra
+    return args
 
 
 def _fmt(xs, pct=False):

@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from _scripts import load_script  # noqa: E402  (benchmarks/ is on the path when run)
+from _scripts import SMOKE_HELP, load_script  # noqa: E402  (benchmarks/ is on the path when run)
 
 
 def parse_args(argv=None):
@@ -31,7 +31,17 @@ def parse_args(argv=None):
     p.add_argument("--methods", nargs="+", default=["lur", "joint"])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="CLIPScore seeds")
     p.add_argument("--output_dir", default="runs/embedded_report")
-    return p.parse_args(argv)
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help=SMOKE_HELP + " (over compare_concepts.py --smoke: 'three', one CLIPScore seed)",
+    )
+    args = p.parse_args(argv)
+    args.clipscore_flags = []
+    if args.smoke:
+        args.concepts, args.seeds = ["three"], [0]
+        args.clipscore_flags = ["--limit", "2", "--num_inference_steps", "2"]
+    return args
 
 
 def main(argv=None):
@@ -59,7 +69,7 @@ def main(argv=None):
                 ev = out / "evals" / f"{name}-{part}-{label}"
                 if not (ev / "clipscore.json").is_file():
                     flags = ["--prompts", str(prompt_file), "--output_dir", str(ev)]
-                    flags += ["--seeds", *map(str, args.seeds)]
+                    flags += ["--seeds", *map(str, args.seeds), *args.clipscore_flags]
                     clipscore(flags + (["--model", str(model)] if model else []))
                 evals.append(ev)
     if args.class_dir:

@@ -120,7 +120,7 @@ def erase_once(world: str, args, out: Path) -> dict:
     from erase.concept_data import embed_prompts, generate_latents
     from erase.concepts import resolve_concept
     from erase.meta_step import MetaConfig
-    from erase.methods import get_method
+    from erase.methods import get_method, resolve_forget_loss
     from erase.params import FrozenModel, select_trainable
     from erase.tasks.concept_erasure import ConceptErasureTask, LatentPool
     from erase.trainer import EraseTrainer, TrainConfig
@@ -138,7 +138,10 @@ def erase_once(world: str, args, out: Path) -> dict:
         pipe.vae.to(torch.bfloat16)
         pipe.text_encoder.to(torch.bfloat16)
     concept = resolve_concept("three")
-    method = get_method(args.method, erase_concept.CONCEPT_METHODS)
+    # "auto" forget loss → anchor or esd, as the job resolves it
+    method = resolve_forget_loss(
+        get_method(args.method, erase_concept.CONCEPT_METHODS), any(concept.anchor)
+    )
     retain_prompts = concept.retain if method.retain_loss else []
     steps = args.gen_steps or (25 if gpu else 20)
     gen = dict(
@@ -223,7 +226,19 @@ def parse_args(argv=None):
     p.add_argument("--gen_steps", type=int, default=None, help="default 20 CPU, 25 GPU")
     p.add_argument("--gen_batch_size", type=int, default=32)
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (see step_cost)")
-    return p.parse_args(argv)
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a few seconds on the embedded world (2 steps, 1 image a prompt, 2 sampling "
+        "steps): checks that the benchmark runs, its numbers mean nothing",
+    )
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.worlds = ["tiny_sd"]
+        args.max_train_steps, args.train_batch_size = 2, 2
+        args.images_per_prompt = args.retain_images_per_prompt = 1
+        args.gen_steps = 2
+    return args
 
 
 def main(argv=None):

@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _scripts import machine_record  # noqa: E402
+from _scripts import SMOKE_HELP, machine_record  # noqa: E402
 
 SEED = 20_000  # the runs' evaluation samples with seed 10 000
 
@@ -38,7 +38,11 @@ def parse_args(argv=None):
     p.add_argument("runs_dir", nargs="?", default="runs/compare7")
     p.add_argument("--samples", type=int, default=300, help="forget-class images per model")
     p.add_argument("--methods", nargs="+", default=None, help="only these methods' runs")
-    return p.parse_args(argv)
+    p.add_argument("--smoke", action="store_true", help=SMOKE_HELP + " (4 samples a model)")
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.samples = 4
+    return args
 
 
 def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from _scripts import load_script  # noqa: E402  (benchmarks/ is on the path when run)
+from _scripts import CLASS_SMOKE, SMOKE_HELP, load_script  # noqa: E402  (benchmarks/ is on the path when run)
 
 
 def parse_args(argv=None):
@@ -32,8 +32,13 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output_dir", default="runs/sweep")
     p.add_argument("--skip_joint", action="store_true", help="only the lur configurations")
+    p.add_argument("--smoke", action="store_true", help=SMOKE_HELP + " (α = 1 and joint)")
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[])
-    return p.parse_args(argv)
+    args = p.parse_args(argv)
+    if args.smoke:
+        args.alphas = [1.0]
+        args.extra = CLASS_SMOKE + args.extra
+    return args
 
 
 def _mean(log, key):

@@ -110,6 +110,7 @@ def class_grid(before: dict, after: dict, n_cols: int = 8, title_after: str = "e
         return Image.fromarray(arr.permute(1, 2, 0).numpy())
 
     classes = sorted(after)
+    n_cols = min(n_cols, *(len(before[c]) for c in classes), *(len(after[c]) for c in classes))
     rows_b = [[pil(before[c][i]) for i in range(n_cols)] for c in classes]
     rows_a = [[pil(after[c][i]) for i in range(n_cols)] for c in classes]
     labels = [f"class {c}" for c in classes]

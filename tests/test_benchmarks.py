@@ -24,3 +24,165 @@ def test_benchmark_imports_and_parses_its_defaults(path, monkeypatch):
     if hasattr(mod, "parse_args"):
         args = mod.parse_args([])
         assert vars(args), f"{path.name} parses no arguments"
+
+
+# -- every benchmark runs, in its smoke size ---------------------------------------------------
+# ``--smoke`` shrinks a benchmark to seconds on the embedded world (a couple of steps, tiny
+# sample counts): the numbers mean nothing, but the command users are given runs end to end
+# and writes the tables it documents. Each is launched as users launch it.
+
+
+def _bench(name: str, *args, timeout: float = 600) -> None:
+    import subprocess
+
+    from helpers import REPO, cli_env
+
+    res = subprocess.run(
+        [sys.executable, str(BENCH / f"{name}.py"), "--smoke", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=cli_env(),
+        timeout=timeout,
+    )
+    assert res.returncode == 0, (
+        f"{name}.py --smoke failed:\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}"
+    )
+    assert "Traceback" not in res.stderr, res.stderr[-3000:]
+
+
+def _json(path: Path):
+    import json
+
+    assert path.is_file(), f"{path} was not written"
+    return json.loads(path.read_text())
+
+
+@pytest.fixture(scope="module")
+def class_comparison(tmp_path_factory) -> Path:
+    """``compare_methods.py --smoke``: lur and joint on digit 7, seed 0."""
+    out = tmp_path_factory.mktemp("bench") / "compare"
+    _bench("compare_methods", "--output_dir", out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def concept_comparison(tmp_path_factory) -> Path:
+    """``compare_concepts.py --smoke``: lur and joint erasing 'three'."""
+    out = tmp_path_factory.mktemp("bench") / "concepts"
+    _bench("compare_concepts", "--output_dir", out)
+    return out
+
+
+def test_compare_methods_smoke(class_comparison):
+    table = _json(class_comparison / "table.json")
+    assert set(table["methods"]) == {"lur", "joint", "original"}
+    for m in ("lur", "joint"):
+        row = table["methods"][m]
+        assert len(row["unlearning_accuracy"]) == 1  # one seed
+        assert 0 <= row["unlearning_accuracy"][0] <= 1 and 0 <= row["retained_accuracy"][0] <= 1
+        assert row["fid_remaining"][0] >= 0 and row["erasure_seconds"][0] > 0
+    md = (class_comparison / "table.md").read_text()
+    assert "| lur |" in md and "| joint |" in md and "| original |" in md
+
+
+def test_forget_ua_smoke(class_comparison):
+    _bench("forget_ua", class_comparison)
+    data = _json(class_comparison / "forget_ua.json")
+    assert data["samples"] == 4
+    assert [r["run"] for r in data["runs"]] == ["original", "joint-seed0", "lur-seed0"]
+    for r in data["runs"]:
+        assert 0 <= r["missed"] <= 4 and r["ua"] == r["missed"] / 4
+        lo, hi = r["interval"]
+        assert 0 <= lo <= r["ua"] <= hi <= 1
+    assert set(data["methods"]) == {"lur", "joint"}
+
+
+def test_sweep_alpha_smoke(tmp_path):
+    _bench("sweep_alpha", "--output_dir", tmp_path)
+    rows = _json(tmp_path / "sweep.json")
+    assert [r["config"] for r in rows] == ["joint", "lur-alpha1"]
+    assert rows[1]["alpha_in_lr_units"] == 1
+    assert all(0 <= r["ua"] <= 1 and 0 <= r["retained"] <= 1 for r in rows)
+    assert "| lur-alpha1 |" in (tmp_path / "sweep.md").read_text()
+
+
+@pytest.mark.slow
+def test_compare_concepts_smoke(concept_comparison):
+    table = _json(concept_comparison / "table.json")
+    assert set(table) == {"three/lur", "three/joint"}
+    for m in table.values():
+        assert m["erased_digits"]
+        for k in ("forget_digit_accuracy_before", "forget_digit_accuracy_after"):
+            assert 0 <= m[k] <= 1
+    assert "| lur |" in (concept_comparison / "table.md").read_text()
+
+
+@pytest.mark.slow
+def test_embedded_report_smoke(concept_comparison, class_comparison, tmp_path):
+    _bench(
+        "embedded_report",
+        "--concepts_dir",
+        concept_comparison,
+        "--class_dir",
+        class_comparison,
+        "--output_dir",
+        tmp_path,
+    )
+    for part in ("forget", "retain"):
+        for label in ("original", "lur"):
+            score = _json(tmp_path / "evals" / f"three-{part}-{label}" / "clipscore.json")
+            assert score
+    report = (tmp_path / "report" / "report.md").read_text()
+    assert "three" in report and "lur" in report and "joint" in report
+
+
+@pytest.mark.slow
+def test_step_cost_smoke(tmp_path):
+    _bench("step_cost", "--output", tmp_path / "step_cost.json")
+    data = _json(tmp_path / "step_cost.json")
+    methods = {"lur", "joint", "lur-2nd(full)", "lur-2nd(xattn)", "pcgrad", "esd", "salun", "ga"}
+    rows = data["results"]
+    assert {r["world"] for r in rows} == {"class DDPM 8x8", "tiny SD 8x8 latents"}
+    assert {r["method"] for r in rows} == methods
+    for r in rows:
+        assert r["error"] is None, r
+        assert r["batch"] == 2 and r["cpu_median_s"] > 0 and r["total_peak_bytes"] > 0
+    assert len(data["ratios_lur_over_joint"]) == 2
+    assert all(c["batched"] for c in data["esd_frozen_forward_check"])
+
+
+def test_erase_time_smoke(tmp_path):
+    _bench("erase_time", "--output", tmp_path / "erase_time.json")
+    (r,) = _json(tmp_path / "erase_time.json")["results"]
+    assert r["world"] == "tiny_sd" and r["max_train_steps"] == 2
+    assert list(r["phases_s"]) == [
+        "load pipeline",
+        "data prep: text embeddings",
+        "data prep: latent generation",
+        "setup",
+        "training",
+        "saving",
+    ]
+    assert all(s >= 0 for s in r["phases_s"].values()) and r["total_s"] > 0
+
+
+def test_startup_smoke(tmp_path):
+    _bench("startup", "--output", tmp_path / "startup.json")
+    data = _json(tmp_path / "startup.json")
+    (help_row,) = data["help"].values()
+    assert help_row["seconds"] > 0 and "torch" in help_row["imports_s"]
+    row = data["first_step"]["erase_class"]
+    assert 0 < row["to_first_step_s"] < row["to_first_step_end_s"] <= row["whole_command_s"]
+
+
+def test_every_benchmark_has_a_smoke_run():
+    """A new benchmark gets a --smoke mode and a smoke run: above, or in another test file
+    that runs it with ``--smoke``."""
+    tested = {n[len("test_") : -len("_smoke")] for n in globals() if n.endswith("_smoke")}
+    here = Path(__file__).resolve()
+    elsewhere = [t.read_text() for t in here.parent.glob("test_*.py") if t != here]
+    for path in SCRIPTS:
+        assert "--smoke" in path.read_text(), f"{path.name} has no --smoke mode"
+        smoked = [t for t in elsewhere if path.stem in t and "--smoke" in t]
+        assert path.stem in tested or smoked, f"no test runs {path.name} --smoke"
