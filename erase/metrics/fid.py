@@ -2,7 +2,8 @@
 
 Built on torchmetrics' ``FrechetInceptionDistance`` with ``feature=<nn.Module>``, which works
 offline. The toy world uses the digits classifier's penultimate layer (a "digits-FID"); real
-models use the standard 2048-d Inception-v3 pool features, whose weights the user supplies.
+models use the standard 2048-d Inception-v3 pool features, whose weights are fetched once on a
+machine that is online (torch-fidelity's file, in torch hub's cache) or supplied by the user.
 """
 
 from __future__ import annotations
@@ -135,11 +136,85 @@ class InceptionImages(nn.Module):
         return super().train(False)
 
 
-def inception_feature_extractor(weights_path: str | os.PathLike | None = None) -> nn.Module:
-    """The standard FID feature extractor (Inception-v3 pool3, 2048-d) from local weights.
+INCEPTION_HASH_PREFIX = "6726825d"  # sha256 prefix, as in the file name (torch hub's convention)
+OFFLINE_ENV = ("ERASE_OFFLINE", "HF_HUB_OFFLINE")
+
+
+def _offline() -> str | None:
+    for name in OFFLINE_ENV:
+        if os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on"):
+            return name
+    return None
+
+
+def inception_weights_cache() -> Path:
+    """Where torchmetrics' ``FrechetInceptionDistance(feature=2048)`` (through torch-fidelity)
+    keeps the weights: torch hub's checkpoint folder (``$TORCH_HOME/hub/checkpoints``)."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / INCEPTION_WEIGHTS_FILE
+
+
+def fetch_inception_weights(timeout: float = 60.0) -> Path:
+    """The FID Inception weights, downloaded once from torch-fidelity's release (the file and
+    place torchmetrics uses) and checked against their hash. Raises one clear EraseError when the
+    machine is offline (``$ERASE_OFFLINE`` / ``$HF_HUB_OFFLINE`` set, or no connection)."""
+    import socket
+
+    dst = inception_weights_cache()
+    if dst.is_file():
+        return dst
+    how = (
+        f"on a machine that is online they download once to {str(dst.parent)!r}; or set "
+        f"${INCEPTION_WEIGHTS_ENV}=/path/to/{INCEPTION_WEIGHTS_FILE}"
+    )
+    flag = _offline()
+    if flag:
+        raise EraseError(
+            f"Inception FID weights ({INCEPTION_WEIGHTS_FILE}) are not available: ${flag} is set; "
+            + how
+        )
+    from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(timeout)
+    try:  # writes a temporary file and renames it into place: never a half file at dst
+        torch.hub.download_url_to_file(
+            URL_INCEPTION_V3, str(dst), hash_prefix=INCEPTION_HASH_PREFIX, progress=False
+        )
+    except Exception as exc:
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        raise EraseError(
+            f"Inception FID weights ({INCEPTION_WEIGHTS_FILE}) are not available offline and the "
+            f"download failed ({type(exc).__name__}: {reason}); " + how
+        ) from None
+    finally:
+        socket.setdefaulttimeout(previous)
+    return dst
+
+
+class _WeightsOnlyLoads:
+    """torch-fidelity reads its weights with ``torch.load(weights_only=False)``; torch's
+    ``TORCH_FORCE_WEIGHTS_ONLY_LOAD`` turns that into a weights-only (no code) load."""
+
+    def __enter__(self):
+        self.old = os.environ.get("TORCH_FORCE_WEIGHTS_ONLY_LOAD")
+        os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = "1"
+
+    def __exit__(self, *exc):
+        if self.old is None:
+            os.environ.pop("TORCH_FORCE_WEIGHTS_ONLY_LOAD", None)
+        else:
+            os.environ["TORCH_FORCE_WEIGHTS_ONLY_LOAD"] = self.old
+
+
+def inception_feature_extractor(
+    weights_path: str | os.PathLike | None = None, download: bool = True
+) -> nn.Module:
+    """The standard FID feature extractor (Inception-v3 pool3, 2048-d).
 
     Looks in ``weights_path``, ``$ERASE_INCEPTION_WEIGHTS`` and torch hub's checkpoint folder;
-    never downloads. Raises EraseError with the fix when torch-fidelity or the weights are absent.
+    if absent and ``download``, fetches them once (:func:`fetch_inception_weights`). Raises
+    EraseError with the fix when torch-fidelity or the weights are absent.
     """
     try:
         import torch_fidelity  # noqa: F401
@@ -151,6 +226,8 @@ def inception_feature_extractor(weights_path: str | os.PathLike | None = None) -
             f"${INCEPTION_WEIGHTS_ENV}"
         ) from None
     path = _find_inception_weights(weights_path)
+    if path is None and download:
+        path = fetch_inception_weights()
     if path is None:
         raise EraseError(
             f"Inception FID weights ({INCEPTION_WEIGHTS_FILE}) are not available offline; download "
@@ -158,9 +235,19 @@ def inception_feature_extractor(weights_path: str | os.PathLike | None = None) -
             f"${INCEPTION_WEIGHTS_ENV}=/path/to/{INCEPTION_WEIGHTS_FILE} (or put the file in "
             f"{Path(torch.hub.get_dir()) / 'checkpoints'})"
         )
-    net = NoTrainInceptionV3(
-        name="inception-v3-compat", features_list=["2048"], feature_extractor_weights_path=str(path)
-    )
+    try:
+        with _WeightsOnlyLoads():
+            net = NoTrainInceptionV3(
+                name="inception-v3-compat",
+                features_list=["2048"],
+                feature_extractor_weights_path=str(path),
+            )
+    except Exception as exc:  # not a plain state dict (refused unexecuted), or other weights
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+        raise EraseError(
+            f"cannot load Inception weights {str(path)!r} ({type(exc).__name__}: {first}); "
+            f"use torch-fidelity's {INCEPTION_WEIGHTS_FILE}"
+        ) from None
     return InceptionImages(net)
 
 
