@@ -125,6 +125,8 @@ def load_class_data(spec: str | None) -> ClassData:
         raise EraseError(f"--train_data {spec!r} is not a folder; pass a CIFAR-10 or image folder")
     if (root / "cifar-10-batches-py").is_dir() or any(root.glob("data_batch_*")):
         return load_cifar10(root)
+    if (root / "train").is_dir() and (root / "test").is_dir():  # a folder with its own split
+        return load_image_folder(root / "train")
     return load_image_folder(root)
 
 
