@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from .errors import EraseError
 
-RULES = ("meta", "joint", "pcgrad", "meta-relearn", "meta-adv")
+RULES = ("meta", "joint", "pcgrad", "meta-relearn", "meta-adv", "closed_form")
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,17 @@ CONCEPT_METHODS = {
         "pcgrad",
         retain_weight=3.0,
         summary="explicit projection of conflicting gradients (PCGrad / LTU)",
+    ),
+    # UCE: no training loop; attn2.to_k/to_v edited in closed form (erase/uce.py). The concept's
+    # anchor is the guide ("" when it names none); retain_weight is its preservation scale s_p.
+    "uce": MethodSpec(
+        "uce",
+        "anchor",
+        "preserve",
+        "closed_form",
+        retain_weight=1.0,
+        summary="Unified Concept Editing: closed-form edit of attn2.to_k/to_v "
+        "(Gandikota et al., 2024)",
     ),
 }
 

@@ -97,6 +97,9 @@ def parse_args(argv=None):
         help="embedded world: images per digit and per style for the judge",
     )
     p.add_argument("--no_eval", action="store_true")
+    u = p.add_argument_group("uce (closed-form; its s_p is --retain_weight)")
+    u.add_argument("--uce_lambda", type=float, default=0.5, help="λ: how close W' stays to W")
+    u.add_argument("--uce_erase_scale", type=float, default=1.0, help="s_e")
     add_training_args(p, steps=100, lr=1e-4, batch=16)
     return p.parse_args(argv)
 
@@ -140,7 +143,13 @@ def resolve_inputs(args):
     )
     method = resolve_forget_loss(method, any(concept.anchor))
     if method.forget_loss == "anchor" and not any(concept.anchor):
-        concept.anchor = ["a photo"] if args.pretrained_model_name_or_path else [""]
+        # UCE's guide is "" by default, as its authors'; a trained mapping needs an image prior
+        photo = args.pretrained_model_name_or_path and method.rule != "closed_form"
+        concept.anchor = ["a photo"] if photo else [""]
+    if method.rule == "closed_form" and args.train_params == "lora":
+        raise EraseError(
+            f"{method.name} edits attn2.to_k/to_v in closed form; drop --train_params lora"
+        )
     if method.retain_loss and not retain:
         retain = list(DEFAULT_RETAIN)
     if args.save_format is None:
@@ -401,16 +410,20 @@ def run(args):
     unet = pipe.unet
     val_prompts = args.validation_prompts or (concept.forget[:2] + retain_prompts[:2])
     val_seeds = [0, 1, 2, 3]
+    closed_form = method.rule == "closed_form"
     t_prep = time.perf_counter()
-    forget_pool, retain_pool, null_emb = build_pools(
-        pipe,
-        concept,
-        retain_prompts if method.retain_loss else [],
-        args,
-        device,
-        Path(args.cache_dir) if args.cache_dir else out / "cache",
-        progress=acc.is_main_process,
-    )
+    if closed_form:  # needs the prompts' text states only, no images
+        forget_pool = retain_pool = null_emb = None
+    else:
+        forget_pool, retain_pool, null_emb = build_pools(
+            pipe,
+            concept,
+            retain_prompts if method.retain_loss else [],
+            args,
+            device,
+            Path(args.cache_dir) if args.cache_dir else out / "cache",
+            progress=acc.is_main_process,
+        )
     prep_seconds = time.perf_counter() - t_prep
     before_rows = None
     if acc.is_main_process:
@@ -435,24 +448,28 @@ def run(args):
         frozen = FrozenModel(original, weight_dtype).to(device)
     if args.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
+    if closed_form:
+        args.train_params = "xattn-kv"  # what UCE edits, recorded as such
     named = select_trainable(unet, args.train_params)
     meta, train_cfg = configs_from_args(args, method)
     # training noise the DDPM way, whatever sampler the pipeline ships (SDXL: Euler), with the
     # model's own prediction type (as diffusers' training examples do)
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-    task = ConceptErasureTask(
-        frozen,
-        noise_scheduler,
-        forget_pool,
-        retain_pool,
-        null_emb,
-        method.forget_loss,
-        method.retain_loss,
-        args.train_batch_size,
-        device,
-        eta=args.esd_eta,
-        ga_bound=args.ga_bound,
-    )
+    task = None
+    if not closed_form:
+        task = ConceptErasureTask(
+            frozen,
+            noise_scheduler,
+            forget_pool,
+            retain_pool,
+            null_emb,
+            method.forget_loss,
+            method.retain_loss,
+            args.train_batch_size,
+            device,
+            eta=args.esd_eta,
+            ga_bound=args.ga_bound,
+        )
     config = {
         "task": "concept",
         "pretrained_model": model_name,
@@ -497,16 +514,29 @@ def run(args):
             )
             unet.train()
 
-    trainer = EraseTrainer(acc, unet, named, task, method, meta, train_cfg, out, validate=validate)
-    trainer.train()
+    if closed_form:
+        log, elapsed = closed_form_edit(pipe, unet, concept, retain_prompts, method, args, device)
+        config["uce"] = {
+            "lambda": args.uce_lambda,
+            "erase_scale": args.uce_erase_scale,
+            "preserve_scale": method.retain_weight,
+            "guide_prompts": concept.anchor,
+            "mean_relative_weight_change": log.pop(),
+        }
+    else:
+        trainer = EraseTrainer(
+            acc, unet, named, task, method, meta, train_cfg, out, validate=validate
+        )
+        trainer.train()
+        log, elapsed = trainer.log, trainer.elapsed
     acc.wait_for_everyone()
     if not acc.is_main_process:
         acc.end_training()
         return
     unet.eval()
     config["prep_seconds"] = round(prep_seconds, 2)
-    config["erasure_seconds"] = round(trainer.elapsed, 2)
-    save_step_log(trainer.log, out, title=f"erase {concept.name} with {method.name}")
+    config["erasure_seconds"] = round(elapsed, 2)
+    save_step_log(log, out, title=f"erase {concept.name} with {method.name}")
 
     from erase.grids import comparison_grid, save_grid
 
@@ -571,6 +601,31 @@ def run(args):
     acc.end_training()
     print(f"saved ({args.save_format}) to {out}")
     return out
+
+
+def closed_form_edit(pipe, unet, concept, retain_prompts, method, args, device):
+    """UCE: ([], seconds) after editing ``unet`` in place; the list's one item (popped by the
+    caller) is the mean relative change of the edited weights. Every process edits alike."""
+    import statistics
+
+    import torch
+
+    from erase.concept_data import embed_prompts
+    from erase.uce import UCEConfig, uce_edit
+
+    t0 = time.perf_counter()
+    res = args.resolution
+    guides = [concept.anchor_for(i) for i in range(len(concept.forget))]
+    changes = uce_edit(
+        unet,
+        embed_prompts(pipe, concept.forget, device, resolution=res),
+        embed_prompts(pipe, guides, device, resolution=res),
+        embed_prompts(pipe, retain_prompts, device, resolution=res) if retain_prompts else None,
+        UCEConfig(args.uce_lambda, args.uce_erase_scale, method.retain_weight),
+    )
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+    return [round(statistics.mean(changes.values()), 6)], time.perf_counter() - t0
 
 
 @cli_main
