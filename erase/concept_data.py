@@ -140,11 +140,19 @@ def encode_image_folder(pipe, folder: str, device, size: int | None = None) -> t
 
 
 def build_pools(
-    pipe, concept, retain_prompts, args, device, cache_dir, progress: bool = True
+    pipe,
+    concept,
+    retain_prompts,
+    args,
+    device,
+    cache_dir,
+    progress: bool = True,
+    forget_from_anchor: bool = False,
 ) -> tuple:
     """(forget pool, retain pool or None, null condition); ``progress`` on the main process.
     ``args.resolution`` (None: the UNet's native size) sets the generated latents' size and
-    SDXL's size conditioning."""
+    SDXL's size conditioning. ``forget_from_anchor``: the forget images are the anchor's
+    (Concept Ablation), still paired with the concept's prompts."""
     res = resolution_of(pipe, getattr(args, "resolution", None))
     forget_emb = embed_prompts(pipe, concept.forget, device, resolution=res)
     anchors = [concept.anchor_for(i) for i in range(len(concept.forget))]
@@ -166,7 +174,8 @@ def build_pools(
         latents = encode_image_folder(pipe, args.forget_images, device, res)
         pidx = torch.arange(len(latents)) % len(concept.forget)
     else:
-        latents, pidx = generate_latents(pipe, concept.forget, args.images_per_prompt, **gen_kw)
+        sources = anchors if forget_from_anchor else concept.forget
+        latents, pidx = generate_latents(pipe, sources, args.images_per_prompt, **gen_kw)
     forget = LatentPool(latents, pidx, forget_emb, anchor_emb)
     retain = None
     if retain_prompts:

@@ -26,7 +26,7 @@ from .families import cat_conds
 
 Predictor = Callable[[Callable, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
 
-FORGET_LOSSES = ("anchor", "esd", "ga")
+FORGET_LOSSES = ("anchor", "esd", "ga", "noise")
 PREDICTION_TYPES = ("epsilon", "v_prediction", "sample")
 RETAIN_LOSSES = ("denoise", "preserve")
 
@@ -68,9 +68,7 @@ class NoisyBatch:
 
     def take(self, sl: slice) -> NoisyBatch:
         """This process's slice of a batch drawn for the global batch."""
-        return NoisyBatch(
-            self.x_t[sl], self.t[sl], self.noise[sl], self.cond[sl], self.target[sl]
-        )
+        return NoisyBatch(self.x_t[sl], self.t[sl], self.noise[sl], self.cond[sl], self.target[sl])
 
 
 def noisy_batch(scheduler, x0, cond, generator: torch.Generator, t_range=None) -> NoisyBatch:
@@ -107,12 +105,13 @@ def forget_target(
     null_cond=None,
     eta: float = 1.0,
 ) -> torch.Tensor | None:
-    """The regression target of a forget loss, from the frozen original (None for ``ga``).
+    """The regression target of a forget loss, from the frozen original (None for ``ga`` and
+    ``noise``, whose target is the batch's own denoising target).
 
     ``esd``: ε*(x_t, ∅) − η [ε*(x_t, c_f) − ε*(x_t, ∅)] — both predictions in one forward.
     ``anchor``: ε*(x_t, c_anchor) (SalUn's mapping to a harmless concept or another class).
     """
-    if kind == "ga":
+    if kind in ("ga", "noise"):
         return None
     if kind == "anchor":
         if anchor_cond is None:
@@ -137,6 +136,8 @@ def forget_target(
 def forget_loss(kind: str, predict: Predictor, batch: NoisyBatch, target, ga_bound: float = 1.0):
     """Closure ``loss(model_fn, micro)`` for a forget loss on one (micro-)batch.
 
+    ``noise`` is Concept Ablation's noise-based loss: the ordinary denoising loss, but on images
+    of the anchor under the concept's prompt (the task draws them so).
     ``ga`` ascends the denoising loss (in the model's prediction space); it is bounded (no gradient once the per-batch MSE is
     above ``ga_bound``), since unbounded ascent diverges and wrecks the whole model.
     """
@@ -146,6 +147,8 @@ def forget_loss(kind: str, predict: Predictor, batch: NoisyBatch, target, ga_bou
         if kind == "ga":
             mse = _mse(eps, batch.target)
             return -torch.clamp(mse, max=ga_bound)
+        if kind == "noise":
+            return _mse(eps, batch.target)
         return _mse(eps, target)
 
     return loss

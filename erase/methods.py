@@ -27,6 +27,9 @@ class MethodSpec:
     # 3 × lr the retain gradient at θ' cancels the forget gradient, the weights drift into a sharp
     # region (gradient norms ×5) and the remaining digits' FID rises to 1.7–2.1× the original's.
     inner_lr_scale: float = 1.0
+    # "anchor": the forget batch's images are the anchor's, prompted with the concept (CA)
+    forget_data: str = "concept"
+    train_params: str | None = None  # the method's own default trainable set, if it has one
     summary: str = ""
 
     def with_overrides(self, **kw) -> MethodSpec:
@@ -185,6 +188,30 @@ CONCEPT_METHODS = {
         retain_weight=1.0,
         summary="Unified Concept Editing: closed-form edit of attn2.to_k/to_v "
         "(Gandikota et al., 2024)",
+    ),
+    # Concept Ablation (Kumari et al., 2023) on the cross-attention: images of the anchor,
+    # prompted with the concept, regress onto the anchor's prediction (model-based; CA takes it
+    # from the model under training with stop-gradient, here from the frozen original, as
+    # SalUn's mapping) or onto their own noise (noise-based); retention as the other methods.
+    "ca": MethodSpec(
+        "ca",
+        "anchor",
+        "preserve",
+        "joint",
+        retain_weight=1.0,
+        forget_data="anchor",
+        train_params="xattn",
+        summary="Concept Ablation, model-based: concept → anchor on anchor images (Kumari et al., 2023)",
+    ),
+    "ca-noise": MethodSpec(
+        "ca-noise",
+        "noise",
+        "preserve",
+        "joint",
+        retain_weight=1.0,
+        forget_data="anchor",
+        train_params="xattn",
+        summary="Concept Ablation, noise-based: denoise anchor images under the concept's prompt",
     ),
 }
 

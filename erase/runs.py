@@ -82,7 +82,7 @@ def add_training_args(p: argparse.ArgumentParser, *, steps: int, lr: float, batc
     m.add_argument(
         "--forget_loss",
         default=None,
-        choices=["anchor", "esd", "ga"],
+        choices=["anchor", "esd", "ga", "noise"],
         help="override the method's forget loss",
     )
     m.add_argument(
