@@ -24,7 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from erase.errors import EraseError, cli_main  # noqa: E402
-from erase.validate import prompts_arg  # noqa: E402
+from erase.validate import prompts_arg, validate_args  # noqa: E402
 
 IMAGE_COLUMNS = ("image", "file", "filename", "path")
 
@@ -115,6 +115,7 @@ def _generation_items(args) -> list[dict]:
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
+    validate_args(args)  # every number and path flag, before any work
     from erase.generators import check_positive
     from erase.images import load_images
     from erase.metrics.clipscore import clip_scores, load_clip_backend

@@ -22,7 +22,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from erase.errors import EraseError, cli_main  # noqa: E402
-from erase.validate import prompts_arg  # noqa: E402
+from erase.validate import prompts_arg, validate_args  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -96,6 +96,7 @@ def _extractor(kind: str, weights):
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
+    validate_args(args)  # every number and path flag, before any work
     from erase.generators import check_positive
     from erase.metrics.fid import fid_from_images
     from erase.report import markdown_kv_table, write_eval_result

@@ -20,6 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from erase.errors import EraseError, cli_main  # noqa: E402
+from erase.validate import validate_args  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -94,6 +95,7 @@ def generation_items(records, num_images_per_prompt: int, default_seed: int) -> 
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
+    validate_args(args)  # every number and path flag, before any work
     from erase.generators import check_positive
     from erase.images import list_images, load_images
     from erase.metrics.nudity import DETECTOR_NAME, NudityDetector

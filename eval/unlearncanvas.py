@@ -25,6 +25,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from erase.errors import EraseError, cli_main  # noqa: E402
+from erase.validate import validate_args  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -112,6 +113,7 @@ def _subset(names, chosen, flag):
 @cli_main
 def main(argv=None):
     args = parse_args(argv)
+    validate_args(args)  # every number and path flag, before any work
     from erase.images import load_images
     from erase.metrics.unlearncanvas import (
         generation_plan,

@@ -257,3 +257,39 @@ def test_launched_script_gives_one_error_line(files, env, script, args, words):
     assert res.rc == 2, res.tail()
     assert_clean_error(res, words)
     assert not out.exists()  # refused before the job made anything
+
+
+EVAL = [
+    ("clipscore", "--captions", "@binary.txt", "binary file"),
+    ("clipscore", "--images", "@missing", "not a folder"),
+    ("clipscore", "--limit", "0", ">= 1"),
+    ("clipscore", "--seeds", "-1", ">= 0"),
+    ("clipscore", "--batch_size", "0", ">= 1"),
+    ("clipscore", "--prompts", "@binary.txt", "binary file"),
+    ("clipscore", "--output_dir", "@a_file", "not writable"),
+    ("fid", "--real", "@a_file", "not a folder"),
+    ("fid", "--samples_per_class", "0", ">= 1"),
+    ("fid", "--guidance_scale", "nan", ">= 0"),
+    ("nudity", "--threshold", "1.5", "[0, 1]"),
+    ("nudity", "--num_images_per_prompt", "0", ">= 1"),
+    ("nudity", "--images", "@missing", "not a folder"),
+    ("unlearncanvas", "--styles", "@binary.txt", "binary file"),
+    ("unlearncanvas", "--seeds", "-5", ">= 0"),
+]
+
+
+@pytest.mark.parametrize("name,flag,value,words", EVAL, ids=[f"{e[0]}{e[1]}" for e in EVAL])
+def test_eval_bad_flag_is_refused(files, name, flag, value, words):
+    import importlib.util
+
+    from helpers import REPO
+
+    spec = importlib.util.spec_from_file_location(f"eval_{name}", REPO / "eval" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    if value.startswith("@"):
+        value = str(files / value[1:])
+    args = mod.parse_args(["--output_dir", str(files / "out"), f"{flag}={value}"])
+    with pytest.raises(EraseError) as info:
+        validate_args(args)
+    assert flag in str(info.value) and words in str(info.value), str(info.value)
