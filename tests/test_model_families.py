@@ -349,3 +349,17 @@ def test_family_memory_benchmark_runs_every_family_in_smoke_size(tmp_path):
     assert {r["family"] for r in rows} == {"sd15", "sd21v", "sdxl"}
     assert all(r["loss_forget"] > 0 and r["step_seconds"] > 0 for r in rows)
     assert all("time_vs_joint" in r for r in rows if r["method"] == "lur")
+
+
+def test_prompt_attack_on_sdxl_is_one_clear_error(family_models, tmp_path, capsys):
+    """The token-level attacks handle one text encoder; an SDXL model gets a line, not a
+    traceback from inside its second encoder."""
+    from erase.cli import attack
+
+    with pytest.raises(SystemExit) as exc:
+        attack.main([str(family_models["sdxl"]), "--concept", "a red sports car", "--attack",
+                     "soft_prompt", "--output_dir", str(tmp_path / "a")])  # fmt: skip
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    lines = [ln for ln in err.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "StableDiffusionXLPipeline" in lines[0], err[-2000:]

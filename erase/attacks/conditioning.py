@@ -10,6 +10,21 @@ from __future__ import annotations
 import torch
 
 from ..errors import EraseError
+from ..losses import denoising_target
+
+SUPPORTED_FAMILIES = ("sd",)
+
+
+def check_family(pipe) -> None:
+    """One clear error for a pipeline family the token-level attacks do not handle yet."""
+    from ..families import family_of
+
+    family = family_of(pipe)
+    if family.name not in SUPPORTED_FAMILIES:
+        raise EraseError(
+            f"the attacks support SD 1.x/2.x pipelines (one text encoder); {family.pipeline_class} "
+            "is not supported yet (its second text encoder and pooled embedding)"
+        )
 
 
 def token_ids(pipe, prompts: list[str], n_slots: int = 0, slot_id: int | None = None):
@@ -68,25 +83,26 @@ def predict(unet, x_t, t, cond):
     return unet(x_t, t, encoder_hidden_states=cond).sample
 
 
-def regression_target(scheduler, x0, noise, t):
-    """What the UNet regresses onto in its own prediction space (DESIGN §10)."""
-    kind = scheduler.config.get("prediction_type", "epsilon")
-    if kind == "epsilon":
-        return noise
-    if kind == "v_prediction":
-        return scheduler.get_velocity(x0, noise, t)
-    if kind == "sample":
-        return x0
-    raise EraseError(f"unsupported prediction_type {kind!r}")
+def training_scheduler(pipe):
+    """DDPM noising with the pipeline's schedule and prediction type, whatever its sampler
+    (an Euler or PNDM sampler's ``add_noise`` is not the training noise)."""
+    from diffusers import DDPMScheduler
+
+    cached = getattr(pipe, "_erase_training_scheduler", None)
+    if cached is None:
+        cached = DDPMScheduler.from_config(pipe.scheduler.config)
+        pipe._erase_training_scheduler = cached
+    return cached
 
 
 def denoising_loss(pipe, x0, cond, t, noise, unet=None):
-    """The attacked model's own denoising MSE on target latents ``x0`` at timesteps ``t``:
-    the loss every prompt attack shares."""
+    """The attacked model's own denoising MSE on target latents ``x0`` at timesteps ``t``, in
+    its prediction space (ε, v or x₀): the loss every prompt attack shares."""
     unet = pipe.unet if unet is None else unet
-    x_t = pipe.scheduler.add_noise(x0, noise, t)
+    sched = training_scheduler(pipe)
+    x_t = sched.add_noise(x0, noise, t)
     out = predict(unet, x_t, t, cond.expand(x0.shape[0], -1, -1))
-    target = regression_target(pipe.scheduler, x0, noise, t)
+    target = denoising_target(sched, x0, noise, t)
     return torch.nn.functional.mse_loss(out.float(), target.float())
 
 

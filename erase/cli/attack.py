@@ -47,6 +47,15 @@ def parse_args(argv=None):
     g.add_argument("--tokens", type=int, default=None, help="k; default 5 for nudity, else 3")
     g.add_argument("--lr", type=float, default=0.01)
     g.add_argument("--weight_decay", type=float, default=0.1)
+    g.add_argument(
+        "--attack_optimizer",
+        default="adamw",
+        choices=["adamw", "adam"],
+        help="adamw: decoupled weight decay; adam: decay added to the gradient, as "
+        "UnlearnDiffAtk's code. On small models whose denoising gradient is far below "
+        "weight_decay × weight, Adam's normalised step follows the decay alone and the "
+        "attack does not move, so AdamW is the default",
+    )
     g.add_argument("--iterations", type=int, default=40, help="per timestep")
     g.add_argument("--timesteps", type=int, default=5, help="length of the timestep schedule")
     g.add_argument("--attack_batch", type=int, default=1, help="noise draws per iteration")
@@ -140,6 +149,10 @@ def run(args):
     original_spec = _model_arg(args.original) if args.original else _recorded_base(model)
     erased = load_generator(model, args.base, classes=classes, device=args.device)
     original = load_generator(original_spec, classes=classes, device=args.device)
+    if not classes:
+        from erase.attacks.conditioning import check_family
+
+        check_family(erased.pipe)
     for gen in (erased, original):  # one sampler for both: the world's, unless given
         gen.guidance_scale = args.guidance_scale or original.guidance_scale
         gen.num_inference_steps = args.num_inference_steps or original.num_inference_steps
@@ -191,6 +204,7 @@ def run(args):
                 tokens=k,
                 lr=args.lr,
                 weight_decay=args.weight_decay,
+                optimizer=args.attack_optimizer,
                 iterations=args.iterations,
                 timesteps=args.timesteps,
                 batch=args.attack_batch,
