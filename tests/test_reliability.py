@@ -254,7 +254,13 @@ def test_two_cpu_ranks_match_one_rank(task, tiny_models, env, request, tmp_path)
     if task == "class":
         base = load_file(str(tiny_models["ddpm"] / "unet" / "diffusion_pytorch_model.safetensors"))
         dist = _relative_distance(load_weights(out), load_weights(reference), base)
-        assert dist < 0.1, dist
+        # Adam's first steps are close to lr * sign(g) per coordinate, so the relative distance
+        # is ~2 sqrt(share of coordinates whose sign differs). A missing all-reduce (rank 0 on
+        # its half-batch gradient) flips a large share (~100 % apart, see above); float noise
+        # flips only coordinates whose gradient is ~0 (2-15 % apart measured, varying with the
+        # kernels and the code; 0.15 with ATEN_CPU_CAPABILITY=default failed the old 0.1).
+        # 0.5 = 6 % of the signs flipped: between the two, far from both.
+        assert dist < 0.5, dist
     assert all(torch.isfinite(v).all() for v in load_weights(out).values())
     # the same files as a 1-process run: no duplicates, nothing from rank 1, no leftovers
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in reference.iterdir())
