@@ -57,10 +57,24 @@ def _state_hash(unet) -> str:
 
 
 def evaluate_class_erasure(
-    unet_after, unet_before, scheduler, classifier, forget_classes, eval_cfg: dict, progress=False
+    unet_after,
+    unet_before,
+    scheduler,
+    classifier,
+    forget_classes,
+    eval_cfg: dict,
+    progress=False,
+    *,
+    classes=None,
+    real_images_by_class=None,
+    judge_note: str | None = None,
 ) -> tuple[dict, dict, dict]:
-    """Returns (metrics, images_before, images_after); ``before`` samples come from a cache."""
-    classes = list(range(10))
+    """Returns (metrics, images_before, images_after); ``before`` samples come from a cache.
+
+    Defaults are the digits world's (10 classes, the digits classifier, all real digits); any
+    judge (e.g. :func:`erase.judge.load_judge`) with the real images of its data fits as well."""
+    default_classes = classes is None
+    classes = list(range(10)) if default_classes else [int(c) for c in classes]
     args = (
         eval_cfg["samples_per_class"],
         eval_cfg["guidance_scale"],
@@ -68,7 +82,8 @@ def evaluate_class_erasure(
         eval_cfg["num_inference_steps"],
         eval_cfg["seed"],
     )
-    key = hashlib.sha256(json.dumps([_state_hash(unet_before), args]).encode()).hexdigest()[:20]
+    key_parts = [_state_hash(unet_before), args] + ([] if default_classes else [classes])
+    key = hashlib.sha256(json.dumps(key_parts).encode()).hexdigest()[:20]
     cache = cache_dir() / "eval" / f"before-{key}.pt"
     before = None
     if cache.exists():
@@ -87,12 +102,16 @@ def evaluate_class_erasure(
 
         atomic_write_bytes(cache, buf.getvalue())
     after = images_by_class(unet_after, scheduler, classes, *args, progress=progress)
-    metrics = erasure_metrics(classifier, classifier, before, after, forget_classes)
+    metrics = erasure_metrics(
+        classifier, classifier, before, after, forget_classes, real_images_by_class
+    )
     metrics["evaluation"] = {
         **eval_cfg,
-        "judge": "independent digits CNN trained on real digits only (erase.embedded.classifier)",
-        "fid": "digits-FID: Fréchet distance in the judge's penultimate features, generated "
-        "remaining-class samples vs. all real digits of those classes",
+        "judge": judge_note
+        or "independent digits CNN trained on real digits only (erase.embedded.classifier)",
+        "fid": "Fréchet distance in the judge's penultimate features, generated "
+        "remaining-class samples vs. the real training images of those classes"
+        + ("" if real_images_by_class is not None else " (all real digits: a digits-FID)"),
     }
     return metrics, before, after
 
@@ -120,3 +139,35 @@ def class_grid(before: dict, after: dict, n_cols: int = 8, title_after: str = "e
 
 def write_metrics(path: Path, metrics: dict) -> None:
     atomic_write_json(path, metrics)
+
+
+def add_inception_fid(
+    metrics: dict, before: dict, after: dict, real_by_class: dict, device="cpu"
+) -> dict:
+    """``fid_inception`` (standard 2048-d Inception FID, generated remaining-class samples vs.
+    the real remaining-class training images) after and before; a ``note`` when the weights
+    cannot be had (offline), instead of failing the run."""
+    from .errors import EraseError
+    from .metrics.fid import fid_from_images, inception_feature_extractor
+
+    remaining = metrics.get("remaining_classes") or []
+    if not remaining:
+        return metrics
+    try:
+        extractor = inception_feature_extractor().to(device)
+    except EraseError as exc:
+        metrics["fid_inception"] = None
+        if "before" in metrics:
+            metrics["before"]["fid_inception"] = None
+        metrics["note"] = f"fid_inception not computed: {exc}"
+        return metrics
+    real = torch.cat([real_by_class[c] for c in remaining])
+    for target, images in ((metrics, after), (metrics.get("before"), before)):
+        if target is not None and images is not None:
+            fake = torch.cat([images[c] for c in remaining])
+            target["fid_inception"] = fid_from_images(real, fake, extractor, batch_size=64)
+    metrics["evaluation"]["fid_inception"] = (
+        "2048-d Inception-v3 pool3 (torch-fidelity weights), remaining-class samples vs. "
+        f"{len(real)} real remaining-class training images"
+    )
+    return metrics

@@ -58,6 +58,20 @@ def parse_args(argv=None):
     p.add_argument("--num_inference_steps", type=int, default=None)
     p.add_argument("--eval_samples_per_class", type=int, default=50)
     p.add_argument("--no_eval", action="store_true", help="skip the before/after evaluation")
+    p.add_argument(
+        "--judge",
+        default=None,
+        help="folder of a classifier from erase-train-judge that judges the samples (UA, "
+        "retained accuracy, FID in its features) on any data; default: the digits classifier "
+        "for the digits, none otherwise",
+    )
+    p.add_argument(
+        "--inception_fid",
+        default="auto",
+        choices=["auto", "off"],
+        help="with --judge also the 2048-d Inception FID (auto: when its weights are on disk "
+        "or can be downloaded)",
+    )
     add_training_args(p, **DEFAULTS)
     return p.parse_args(argv)
 
@@ -172,6 +186,11 @@ def run(args):
             "pass data with the model's classes"
         )
     data = fit_to_model(data, unet.config.in_channels, unet.config.sample_size)
+    judge = None
+    if args.judge and not args.no_eval:
+        from erase.judge import load_judge
+
+        judge = load_judge(args.judge, num_classes=n_classes)
     guidance = args.guidance_scale or world.get("guidance_scale", 2.0)
     steps = args.num_inference_steps or world.get("num_inference_steps", 50)
     args.guidance_scale, args.num_inference_steps = guidance, steps
@@ -225,12 +244,19 @@ def run(args):
     atomic_write_json(out / "erase_config.json", config)
     save_step_log(log, out, title=f"erase class {args.forget_class} with {method.name}")
 
-    if not args.no_eval and data.source == "sklearn-digits" and n_classes == 10:
-        from erase.class_eval import class_grid, evaluate_class_erasure
+    digits_world = data.source == "sklearn-digits" and n_classes == 10
+    if not args.no_eval and (judge is not None or digits_world):
+        from erase.class_eval import add_inception_fid, class_grid, evaluate_class_erasure
         from erase.embedded.classifier import load_digits_classifier
         from erase.io import save_image
 
-        classifier = load_digits_classifier()
+        classifier = judge if judge is not None else load_digits_classifier()
+        eval_device = device if judge is not None else "cpu"
+        real_by_class = (
+            {c: data.images[data.labels == c] for c in range(n_classes)}
+            if judge is not None
+            else None
+        )
         eval_cfg = {
             "samples_per_class": args.eval_samples_per_class,
             "guidance_scale": guidance,
@@ -239,14 +265,19 @@ def run(args):
             "seed": 10_000,
         }
         metrics, before, after = evaluate_class_erasure(
-            unet.cpu(),
-            original.cpu().float(),
+            unet.to(eval_device),
+            original.to(eval_device).float(),
             scheduler,
-            classifier,
+            classifier.to(eval_device),
             args.forget_class,
             eval_cfg,
             progress=True,
+            classes=range(n_classes),
+            real_images_by_class=real_by_class,
+            judge_note=f"ResNet-18 judge from {args.judge}" if judge is not None else None,
         )
+        if judge is not None and args.inception_fid == "auto":
+            add_inception_fid(metrics, before, after, real_by_class, eval_device)
         metrics["erasure_seconds"] = config["erasure_seconds"]
         atomic_write_json(out / "metrics.json", metrics)
         save_image(
@@ -257,7 +288,8 @@ def run(args):
             f"unlearning accuracy {metrics['unlearning_accuracy']:.3f} "
             f"(before {b['unlearning_accuracy']:.3f}); retained accuracy "
             f"{metrics['retained_accuracy']:.3f} (before {b['retained_accuracy']:.3f}); "
-            f"digits-FID remaining {metrics['fid_remaining']:.2f} "
+            f"{'judge' if judge is not None else 'digits'}-FID remaining "
+            f"{metrics['fid_remaining']:.2f} "
             f"(before {b['fid_remaining']:.2f})"
         )
     else:
