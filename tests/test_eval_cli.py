@@ -135,7 +135,7 @@ def test_fid_cli_on_folders(tmp_path, capsys):
         load_cli("eval/fid.py").main(["--real", str(tmp_path / "a"), "--fake", str(tmp_path / "nope"),
                       "--feature", "digits", "--output_dir", str(tmp_path / "out2")])  # fmt: skip
     assert exc.value.code == 2
-    assert "error: image folder" in capsys.readouterr().err
+    assert "error: --fake" in capsys.readouterr().err  # checked before any work (erase.validate)
     assert not (tmp_path / "out2").exists()
 
 
