@@ -65,9 +65,12 @@ for _name in (
     "gen_guidance_scale",
     "uce_lambda",
     "uce_erase_scale",
+    "relearn_scale",
+    "relearn_weight",
+    "adv_radius",
 ):
     NUMBER_RULES[_name] = (0, True, _INF, False)
-NUMBER_RULES["retain_null_prob"] = (0, True, 1, True)
+NUMBER_RULES["retain_null_prob"] = (0, True, 1, False)  # as ClassErasureTask
 NUMBER_RULES["saliency_sparsity"] = (0, True, 1, False)
 NUMBER_RULES["threshold"] = (0, True, 1, True)
 
