@@ -92,6 +92,9 @@ def _sample_grid(unet, scheduler, class_names, args, null_class):
 
 
 def run(args):
+    from erase.validate import validate_args
+
+    validate_args(args)  # NaN/inf and path flags, before any work
     import torch
     from accelerate import Accelerator
     from tqdm.auto import tqdm

@@ -65,6 +65,9 @@ def parse_args(argv=None):
 def run(args):
     from pathlib import Path
 
+    from erase.validate import validate_args
+
+    validate_args(args)  # NaN/inf and path flags, before any work
     import torch
 
     from erase.data.splits import load_class_splits
