@@ -185,3 +185,32 @@ def test_load_judge_errors(judge_dir, tmp_path):
 def test_train_judge_refuses_to_overwrite(judge_dir, cifar_dir, env):
     args = ["--train_data", cifar_dir, "--output_dir", judge_dir, "--epochs", "1"]
     assert_clean_error(run_cli("scripts/train_judge.py", args, env), "overwrite")
+
+
+def test_image_folder_splits(tmp_path):
+    """An image folder is split by its own train/ and test/ subfolders, else by a seeded,
+    class-stratified split that is the same on every call."""
+    import numpy as np
+    from PIL import Image
+
+    from erase.data.class_data import load_class_data
+    from erase.data.splits import load_class_splits
+
+    rng = np.random.default_rng(0)
+    for part, n in (("train", 4), ("test", 2)):
+        for name in ("cat", "dog"):
+            (tmp_path / "split" / part / name).mkdir(parents=True)
+            for i in range(n):
+                arr = rng.integers(0, 256, (12, 12, 3), dtype=np.uint8)
+                Image.fromarray(arr).save(tmp_path / "split" / part / name / f"{i}.png")
+    train, test, how = load_class_splits(str(tmp_path / "split"))
+    assert (len(train.labels), len(test.labels)) == (8, 4) and "test/" in how
+    assert (
+        train.class_names == ["cat", "dog"] == load_class_data(str(tmp_path / "split")).class_names
+    )
+
+    flat = tmp_path / "split" / "train"
+    a_train, a_test, how = load_class_splits(str(flat), test_fraction=0.25, seed=3)
+    b_train, b_test, _ = load_class_splits(str(flat), test_fraction=0.25, seed=3)
+    assert "seeded" in how and torch.equal(a_test.images, b_test.images)
+    assert sorted(a_test.labels.tolist()) == [0, 1] and len(a_train.labels) == 6

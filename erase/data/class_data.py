@@ -92,7 +92,7 @@ def load_image_folder(root: Path) -> ClassData:
                 continue
             try:
                 with Image.open(f) as im:
-                    arr = np.asarray(im.convert("RGB"), dtype=np.uint8)
+                    arr = np.array(im.convert("RGB"), dtype=np.uint8)  # writable copy
             except (UnidentifiedImageError, OSError) as exc:
                 raise EraseError(
                     f"cannot read image {str(f)!r} ({exc}); remove or replace it"
