@@ -122,7 +122,6 @@ def test_judge_outputs(judge_dir):
     assert (judge_dir / "model.safetensors").exists()
 
 
-@pytest.mark.slow
 def test_erase_class_with_a_judge_writes_the_digits_keys(
     cifar_dir, ddpm_run, judge_dir, tmp_path, env
 ):
