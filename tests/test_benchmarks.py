@@ -177,6 +177,39 @@ def test_startup_smoke(tmp_path):
     assert row["cpu_to_first_step_s"] > 0
 
 
+def _frontier_smoke(out: Path, task: str, methods: set) -> None:
+    _bench("frontier", "--task", task, "--output_dir", out)
+    data = _json(out / task / "frontier.json")
+    assert set(data["sweep"]) == set(data["operating_points"]) == methods
+    assert set(data["held_out_results"]) == methods and not data["failed"]
+    for m, pts in data["sweep"].items():
+        assert len(pts) == 2 and data["operating_points"][m]["value"] in [p["value"] for p in pts]
+        held = data["held_out_results"][m]["all"]
+        lo, hi = held["erased_interval"]
+        assert held["samples"] == 4 and 0 <= lo <= held["erased_pooled"] <= hi <= 1
+        assert held["seconds_mean"] >= 0
+    md = (out / task / "frontier.md").read_text()
+    assert all(f"| **{m}** |" in md for m in methods) and "time (s)" in md
+    assert (out / task / "frontier.png").stat().st_size > 1000
+
+
+def test_frontier_smoke(tmp_path):
+    """``frontier.py --smoke`` (class): every method, 2 knob values on digit 1, held out on 0."""
+    import time
+
+    t0 = time.perf_counter()
+    _frontier_smoke(tmp_path, "class", {"lur", "joint", "pcgrad", "salun", "esd", "ga"})
+    assert time.perf_counter() - t0 < 90
+    jobs = [p for p in (tmp_path / "class").glob("*/*") if (p / "result.json").is_file()]
+    assert len(jobs) == 6 * 2 + 6  # resumable: a second call would skip every one of them
+
+
+@pytest.mark.slow
+def test_frontier_concept_smoke(tmp_path):
+    methods = {"lur", "joint", "pcgrad", "salun", "esd", "ga", "uce", "ca", "ca-noise"}
+    _frontier_smoke(tmp_path, "concept", methods)
+
+
 def test_every_benchmark_has_a_smoke_run():
     """A new benchmark gets a --smoke mode and a smoke run: above, or in another test file
     that runs it with ``--smoke``."""

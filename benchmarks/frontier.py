@@ -1,0 +1,742 @@
+#!/usr/bin/env python
+"""Trade-off frontiers: every method's knob swept on the tuning concepts, held-out evaluation.
+
+    python benchmarks/frontier.py --task class --output_dir runs/frontier
+    python benchmarks/frontier.py --task concept --output_dir runs/frontier --dry_run
+
+The comparison protocol of the design notes (§12), as one resumable command:
+
+1. **Sweep** each method's trade-off knob (λ = ``--retain_weight`` for the retain-weighted
+   methods, η = ``--esd_eta`` for ``esd``, s_p = ``--retain_weight`` for ``uce``, the saliency
+   sparsity for ``salun``, ``--max_train_steps`` for ``ga``) on the *tuning* concepts only
+   (class: digits 1, 2, 4; concept: "five", "outlined"), seed 0, with fewer evaluation samples.
+2. **Choose** each method's operating point by one rule (``RULE`` below): among the knob values
+   whose mean erased share over the tuning concepts is ≥ 95 %, the one with the best mean retained
+   accuracy; when no value reaches 95 %, the most erased one (the table says so).
+3. **Held out**: each method at its operating point on concepts never tuned on (class: digits
+   0 3 5 6 8 9; concept: the digit words other than "five"/"three", the styles other than
+   "outlined"/"inverted" that have a concept file — "plain" has none), 3 seeds, the erased share
+   on ``--ua_samples`` (≥ 300) new images of the concept with 95 % Wilson intervals.
+4. **Write** ``OUT/TASK/frontier.md``, ``frontier.json`` and ``frontier.png`` (per method the
+   tuning curve erased share vs retained accuracy — and vs digits-FID for the class task — all
+   methods in one figure, plus the held-out operating points); each method's erasure time is a
+   column.
+
+Jobs run ``--jobs`` at a time (default 2), each in a worker process with one torch thread;
+the concept runs share one latent cache (``OUT/concept/cache``), the original model's "before"
+evaluation is cached by the scripts themselves. A job whose ``result.json`` exists is skipped,
+so an interrupted run resumes where it stopped. ``--dry_run`` lists every job and estimates
+the wall time; ``--lur_variants`` adds second-order, two-inner-step and retain-first ``lur``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+for _p in (str(ROOT), str(BENCH)):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
+
+from _scripts import CLASS_SMOKE, CONCEPT_SMOKE, SMOKE_HELP  # noqa: E402
+
+RULE = (
+    "operating point: among the knob values whose mean erased share over the tuning concepts "
+    "is ≥ {:.0f} %, the one with the best mean retained accuracy; if none reaches it, the most "
+    "erased value (marked 'fallback')"
+)
+ERASED_TARGET = 0.95
+
+TUNING = {"class": ["1", "2", "4"], "concept": ["five", "outlined"]}
+HELD_OUT = {
+    "class": ["0", "3", "5", "6", "8", "9"],
+    # every digit word but five/three, every style with a concept file but outlined/inverted
+    "concept": ["zero", "one", "two", "four", "six", "seven", "eight", "nine", "thick", "striped"],
+}
+# knob name → the flag it sets
+KNOBS = {
+    "lambda": "--retain_weight",
+    "s_p": "--retain_weight",
+    "eta": "--esd_eta",
+    "sparsity": "--saliency_sparsity",
+    "steps": "--max_train_steps",
+}
+LAMBDA = {"class": [0.125, 0.25, 0.5, 1.0, 2.0], "concept": [0.3, 1.0, 3.0, 10.0]}
+# label → (the script's --method, extra flags, knob)
+METHODS = {
+    "class": {
+        "lur": ("lur", [], "lambda"),
+        "joint": ("joint", [], "lambda"),
+        "pcgrad": ("pcgrad", [], "lambda"),
+        "salun": ("salun", [], "sparsity"),
+        "esd": ("esd", [], "eta"),
+        "ga": ("ga", [], "steps"),
+    },
+    "concept": {
+        "lur": ("lur", [], "lambda"),
+        "joint": ("joint", [], "lambda"),
+        "pcgrad": ("pcgrad", [], "lambda"),
+        "salun": ("salun", [], "sparsity"),
+        "esd": ("esd", [], "eta"),
+        "ga": ("ga", [], "steps"),
+        "uce": ("uce", [], "s_p"),
+        "ca": ("ca", [], "lambda"),
+        "ca-noise": ("ca-noise", [], "lambda"),
+    },
+}
+LUR_VARIANTS = {
+    "lur-2nd": ("lur", ["--meta_mode", "second_order"], "lambda"),
+    "lur-k2": ("lur", ["--inner_steps", "2"], "lambda"),
+    "lur-retain-first": ("lur", ["--meta_order", "retain_first"], "lambda"),
+}
+GRIDS = {
+    "class": {
+        "lambda": LAMBDA["class"],
+        "sparsity": [0.3, 0.5, 0.7, 0.9],
+        "eta": [0.25, 0.5, 1.0, 2.0],
+        "steps": [10, 25, 50, 100],
+    },
+    "concept": {
+        "lambda": LAMBDA["concept"],
+        "s_p": [0.1, 0.3, 1.0, 3.0, 10.0],
+        "sparsity": [0.3, 0.5, 0.7, 0.9],
+        "eta": [0.5, 1.0, 2.0, 4.0],
+        "steps": [10, 25, 50, 100],
+    },
+}
+# evaluation flags: fewer samples while sweeping, the scripts' defaults held out
+SWEEP_EVAL = {
+    "class": ["--eval_samples_per_class", "20"],
+    "concept": ["--eval_images_per_class", "20"],
+}
+HELDOUT_EVAL = {"class": [], "concept": []}
+UA_SEED = 20_000  # the runs' own evaluation uses 10 000 (class) / 10 000 and 60 000 (concept)
+
+# Seconds per job on one thread of the loaded 2-core machine, from two short timing runs
+# (lur, 10 steps, 10 samples a class, OMP_NUM_THREADS=1: class 58 s in all, 1.03 s a step,
+# ~0.3 s an evaluated image before and after; concept 38 s, 0.34 s a step, ~0.1 s an image,
+# its latents cached after the first run of a concept). ``--dry_run`` scales them to each job;
+# finished jobs in the output folder replace them with their own measured times.
+TIMING = {
+    "class": {"startup": 10.0, "step": 1.05, "eval_per_image": 0.3, "ua_per_image": 0.18},
+    "concept": {"startup": 12.0, "step": 0.45, "eval_per_image": 0.1, "ua_per_image": 0.1},
+}
+DEFAULT_STEPS = {"class": 150, "concept": 100}
+DEFAULT_EVAL = {"class": 50, "concept": 40}
+# per-step cost relative to lur (benchmarks/step_cost.py, CPU time)
+STEP_FACTOR = {
+    "lur": 1.0,
+    "joint": 0.95,
+    "pcgrad": 0.95,
+    "salun": 0.95,
+    "esd": 0.6,
+    "ga": 0.4,
+    "uce": 0.0,
+    "ca": 0.7,
+    "ca-noise": 0.7,
+    "lur-2nd": 2.1,
+    "lur-k2": 1.5,
+    "lur-retain-first": 1.0,
+}
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    p.add_argument("--task", choices=["class", "concept"], default="class")
+    p.add_argument("--output_dir", default="runs/frontier")
+    p.add_argument("--methods", nargs="+", default=None, help="only these (labels)")
+    p.add_argument(
+        "--lur_variants",
+        action="store_true",
+        help="also lur-2nd (--meta_mode second_order), lur-k2 (--inner_steps 2) and "
+        "lur-retain-first (--meta_order retain_first), each on the λ grid",
+    )
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="held-out seeds")
+    p.add_argument("--ua_samples", type=int, default=300, help="held-out images per concept")
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
+    p.add_argument("--dry_run", action="store_true", help="list the jobs and estimate the time")
+    p.add_argument(
+        "--smoke",
+        action="store_true",
+        help=SMOKE_HELP + " (one tuning and one held-out concept, 2 knob values, 1 seed)",
+    )
+    p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="flags for every run")
+    args = p.parse_args(argv)
+    if args.ua_samples < 1 or args.jobs < 1:
+        p.error("--ua_samples and --jobs must be >= 1")
+    args.tuning, args.held_out = TUNING[args.task], HELD_OUT[args.task]
+    labels = dict(METHODS[args.task])
+    if args.lur_variants:
+        labels.update(LUR_VARIANTS)
+    if args.methods:
+        unknown = set(args.methods) - set(labels)
+        if unknown:
+            p.error(f"unknown --methods {sorted(unknown)}; choose from {', '.join(labels)}")
+        labels = {k: v for k, v in labels.items() if k in args.methods}
+    args.labels = labels
+    args.grids = dict(GRIDS[args.task])
+    args.sweep_eval, args.heldout_eval = SWEEP_EVAL[args.task], HELDOUT_EVAL[args.task]
+    if args.smoke:
+        args.tuning, args.held_out = args.tuning[:1], args.held_out[:1]
+        args.seeds, args.ua_samples = [0], 4
+        # two values a knob, chosen to differ; ga's steps stay smoke-sized
+        args.grids = {k: [v[0], v[-1]] for k, v in args.grids.items()}
+        args.grids["steps"] = [1, 2]
+        smoke = CLASS_SMOKE if args.task == "class" else CONCEPT_SMOKE
+        args.extra = smoke + args.extra
+        args.sweep_eval = args.heldout_eval = []
+    return args
+
+
+# -- jobs ---------------------------------------------------------------------------------------
+
+
+def _fmt_value(v) -> str:
+    return f"{v:g}"
+
+
+def make_job(args, out: Path, phase: str, label: str, concept: str, value, seed: int) -> dict:
+    method, flags, knob = args.labels[label]
+    tag = f"{concept}-{label}-{knob}{_fmt_value(value)}-seed{seed}"
+    run_dir = out / phase / tag
+    target = ["--forget_class", concept] if args.task == "class" else ["--concept", concept]
+    argv = [*target, "--method", method, *flags, "--seed", str(seed)]
+    argv += ["--output_dir", str(run_dir), "--overwrite"]
+    if args.task == "concept":
+        argv += ["--cache_dir", str(out / "cache")]
+    argv += [*args.extra, *(args.sweep_eval if phase == "sweep" else args.heldout_eval)]
+    argv += [KNOBS[knob], _fmt_value(value)]
+    return {
+        "task": args.task,
+        "phase": phase,
+        "label": label,
+        "knob": knob,
+        "value": value,
+        "concept": concept,
+        "seed": seed,
+        "run_dir": str(run_dir),
+        "argv": argv,
+        "ua_samples": args.ua_samples if phase == "heldout" else 0,
+    }
+
+
+def sweep_jobs(args, out: Path) -> list[dict]:
+    jobs = []
+    for label, (_, _, knob) in args.labels.items():
+        for value in args.grids[knob]:
+            for concept in args.tuning:
+                jobs.append(make_job(args, out, "sweep", label, concept, value, 0))
+    return jobs
+
+
+def heldout_jobs(args, out: Path, points: dict) -> list[dict]:
+    return [
+        make_job(args, out, "heldout", label, concept, points[label]["value"], seed)
+        for label in args.labels
+        for concept in args.held_out
+        for seed in args.seeds
+    ]
+
+
+def _done(job: dict) -> bool:
+    return (Path(job["run_dir"]) / "result.json").is_file()
+
+
+def _worker_init() -> None:
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def run_job(job: dict) -> dict:
+    """One erasure (skipped when finished), its numbers and, held out, its many-sample UA.
+    Runs in a worker process; returns the result or ``{"error": ...}`` instead of raising."""
+    run_dir = Path(job["run_dir"])
+    t0 = time.perf_counter()
+    try:
+        if not (run_dir / ".complete").exists():
+            if job["task"] == "class":
+                from erase.cli.erase_class import main
+            else:
+                from erase.cli.erase_concept import main
+            main(job["argv"])
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        row = numbers(job["task"], metrics)
+        if job["ua_samples"]:
+            missed, n = many_sample_ua(job, job["ua_samples"])
+            row.update(ua_missed=missed, ua_n=n, erased=missed / n)
+    except BaseException as exc:  # noqa: BLE001  (SystemExit from the scripts' error handler)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return {"job": job, "error": f"{type(exc).__name__}: {exc}"}
+    result = {"job": job, **row, "job_seconds": round(time.perf_counter() - t0, 1)}
+    from erase.io import atomic_write_json
+
+    atomic_write_json(run_dir / "result.json", result)
+    return result
+
+
+def numbers(task: str, m: dict) -> dict:
+    """Erased share, retained accuracy (and FID) of one run's own metrics."""
+    if task == "class":
+        return {
+            "erased": m["unlearning_accuracy"],
+            "retained": m["retained_accuracy"],
+            "fid": m["fid_remaining"],
+            "seconds": m["erasure_seconds"],
+        }
+    kind = "digit" if m["erased_digits"] else "style"
+    other_digits, other_styles = m["other_digits_accuracy_after"], m["other_styles_accuracy_after"]
+    return {
+        "erased": 1 - m[f"forget_{kind}_accuracy_after"],
+        # the rest of the world: other digits' and other styles' accuracy, averaged
+        "retained": (other_digits + other_styles) / 2,
+        "other_digits": other_digits,
+        "other_styles": other_styles,
+        "fid": None,
+        "seconds": m.get("erasure_seconds", float("nan")),
+    }
+
+
+def many_sample_ua(job: dict, n: int) -> tuple[int, int]:
+    """(images not judged as the erased concept, images) over ``n`` new images of it."""
+    import torch
+
+    run_dir = Path(job["run_dir"])
+    if job["task"] == "class":
+        from forget_ua import forget_ua
+
+        from erase.embedded.classifier import load_digits_classifier
+        from erase.generators import load_generator
+
+        cfg = json.loads((run_dir / "erase_config.json").read_text())
+        gen = load_generator(run_dir, classes=True)
+        torch.manual_seed(0)
+        _, missed = forget_ua(gen.unet, gen.scheduler, load_digits_classifier(), cfg, n)
+        return missed, n * len(cfg["forget_class"])
+    from erase.embedded.judge import judge_images
+    from erase.embedded.styles import DIGIT_WORDS, STYLES
+    from erase.embedded.tiny_sd import generate
+    from erase.generators import load_generator
+
+    gen = load_generator(run_dir)
+    concept = job["concept"]
+    seeds = [UA_SEED + i for i in range(n)]
+    if concept in DIGIT_WORDS:
+        prompts = [f"a handwritten digit {concept}"] * n
+        want, head = DIGIT_WORDS.index(concept), 0
+    else:
+        prompts = [
+            f"a handwritten digit {DIGIT_WORDS[k % 10]} in {concept} style" for k in range(n)
+        ]
+        want, head = STYLES.index(concept), 1
+    x = generate(gen.pipe, prompts, seeds, output_type="pt")
+    pred = judge_images(x)[head]
+    return int((pred != want).sum()), n
+
+
+class Pool:
+    """``workers`` one-thread worker processes, started at the first job and kept for every
+    phase (a worker pays its imports once)."""
+
+    def __init__(self, workers: int):
+        self.workers, self.pool = workers, None
+
+    def map(self, jobs: list[dict]):
+        from concurrent.futures import as_completed
+
+        if self.pool is None:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor
+
+            os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+            ctx = mp.get_context("spawn")
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init)
+        futures = [self.pool.submit(run_job, j) for j in jobs]
+        for fut in as_completed(futures):
+            yield fut.result()
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.shutdown()
+
+
+def run_all(jobs: list[dict], pool: Pool) -> list[dict]:
+    """Every job on ``pool``; finished ones are read back instead of run."""
+    results, todo = [], []
+    for j in jobs:
+        if _done(j):
+            results.append(json.loads((Path(j["run_dir"]) / "result.json").read_text()))
+        else:
+            todo.append(j)
+    if todo:
+        for k, r in enumerate(pool.map(todo), 1):
+            j = r["job"]
+            name = Path(j["run_dir"]).name
+            if "error" in r:
+                print(f"[{k}/{len(todo)}] {name}: FAILED {r['error']}", flush=True)
+            else:
+                print(
+                    f"[{k}/{len(todo)}] {name}: erased {100 * r['erased']:.1f} % retained "
+                    f"{100 * r['retained']:.1f} % ({r['job_seconds']:.0f} s)",
+                    flush=True,
+                )
+            results.append(r)
+    return results
+
+
+# -- choosing and summarising -------------------------------------------------------------------
+
+
+def _mean(xs):
+    xs = [x for x in xs if x is not None and x == x]
+    return statistics.mean(xs) if xs else float("nan")
+
+
+def _std(xs):
+    xs = [x for x in xs if x is not None and x == x]
+    return statistics.stdev(xs) if len(xs) > 1 else 0.0
+
+
+def sweep_curves(results: list[dict], labels) -> dict:
+    """label → [{value, erased, retained, fid, seconds, concepts}] over knob values, the means
+    over the tuning concepts."""
+    curves = {}
+    for label in labels:
+        by_value = {}
+        for r in results:
+            if r["job"]["label"] == label and "error" not in r:
+                by_value.setdefault(r["job"]["value"], []).append(r)
+        pts = []
+        for value, rs in sorted(by_value.items()):
+            pts.append(
+                {
+                    "value": value,
+                    "knob": rs[0]["job"]["knob"],
+                    "concepts": sorted(r["job"]["concept"] for r in rs),
+                    **{k: _mean([r[k] for r in rs]) for k in ("erased", "retained", "seconds")},
+                    "fid": _mean([r.get("fid") for r in rs]),
+                }
+            )
+        curves[label] = pts
+    return curves
+
+
+def choose(points: list[dict], target: float = ERASED_TARGET) -> dict | None:
+    """The operating point by ``RULE``."""
+    if not points:
+        return None
+    ok = [p for p in points if p["erased"] >= target]
+    if ok:
+        best = max(ok, key=lambda p: (p["retained"], p["erased"]))
+        return {**best, "fallback": False}
+    best = max(points, key=lambda p: (p["erased"], p["retained"]))
+    return {**best, "fallback": True}
+
+
+def wilson(missed: int, n: int):
+    from forget_ua import wilson as _wilson
+
+    return _wilson(missed, n)
+
+
+def heldout_summary(results: list[dict], labels) -> dict:
+    """label → pooled and per-concept held-out numbers."""
+    out = {}
+    for label in labels:
+        rs = [r for r in results if r["job"]["label"] == label and "error" not in r]
+        if not rs:
+            continue
+
+        def block(rows):
+            missed, n = sum(r["ua_missed"] for r in rows), sum(r["ua_n"] for r in rows)
+            lo, hi = wilson(missed, n)
+            return {
+                "runs": len(rows),
+                "erased_mean": _mean([r["erased"] for r in rows]),
+                "erased_std": _std([r["erased"] for r in rows]),
+                "erased_pooled": missed / n,
+                "erased_interval": [lo, hi],
+                "samples": n,
+                "retained_mean": _mean([r["retained"] for r in rows]),
+                "retained_std": _std([r["retained"] for r in rows]),
+                "fid_mean": _mean([r.get("fid") for r in rows]),
+                "fid_std": _std([r.get("fid") for r in rows]),
+                "seconds_mean": _mean([r["seconds"] for r in rows]),
+                "seconds_std": _std([r["seconds"] for r in rows]),
+            }
+
+        concepts = sorted({r["job"]["concept"] for r in rs})
+        out[label] = {
+            "all": block(rs),
+            "per_concept": {
+                c: block([r for r in rs if r["job"]["concept"] == c]) for c in concepts
+            },
+        }
+    return out
+
+
+def _p(x):
+    return "–" if x is None or x != x else f"{100 * x:.1f}"
+
+
+def _f(x):
+    return "–" if x is None or x != x else f"{x:.2f}"
+
+
+def write_tables(args, out: Path, curves: dict, points: dict, held: dict, failed: list) -> str:
+    cls = args.task == "class"
+    fid_head = " digits-FID ↓ |" if cls else ""
+    lines = [
+        f"# Frontiers, {args.task} task",
+        "",
+        f"Tuning concepts {', '.join(args.tuning)} (seed 0); held out "
+        f"{', '.join(args.held_out)} (seeds {', '.join(map(str, args.seeds))}). "
+        + RULE.format(100 * ERASED_TARGET)
+        + ".",
+        "",
+        "## Sweep on the tuning concepts (means over them)",
+        "",
+        "| method | knob | value | erased (%) ↑ | retained (%) ↑ |" + fid_head + " time (s) |",
+        "|---|---|---|---|---|" + ("---|" if cls else "") + "---|",
+    ]
+    for label, pts in curves.items():
+        for pt in pts:
+            mark = " **←**" if points.get(label) and points[label]["value"] == pt["value"] else ""
+            lines.append(
+                f"| {label} | {pt['knob']} | {_fmt_value(pt['value'])}{mark} | "
+                f"{_p(pt['erased'])} | {_p(pt['retained'])} |"
+                + (f" {_f(pt['fid'])} |" if cls else "")
+                + f" {_f(pt['seconds'])} |"
+            )
+    lines += [
+        "",
+        "## Held out, at each method's operating point",
+        "",
+        f"Erased share on {args.ua_samples} new images per run (seed {UA_SEED}), mean ± std over "
+        "runs and, pooled over every run's images, with its 95 % Wilson interval; retained "
+        "accuracy from the runs' own evaluation.",
+        "",
+        "| method | operating point | erased (%) mean ± std | erased pooled (95 % CI) | "
+        "retained (%) ↑ |" + fid_head + " time (s) |",
+        "|---|---|---|---|---|" + ("---|" if cls else "") + "---|",
+    ]
+
+    def held_row(name, pt, b):
+        lo, hi = b["erased_interval"]
+        return (
+            f"| {name} | {pt} | {_p(b['erased_mean'])} ± {_p(b['erased_std'])} | "
+            f"{_p(b['erased_pooled'])} ({_p(lo)}–{_p(hi)}) | "
+            f"{_p(b['retained_mean'])} ± {_p(b['retained_std'])} |"
+            + (f" {_f(b['fid_mean'])} ± {_f(b['fid_std'])} |" if cls else "")
+            + f" {_f(b['seconds_mean'])} ± {_f(b['seconds_std'])} |"
+        )
+
+    for label, h in held.items():
+        pt = points[label]
+        desc = f"{pt['knob']} {_fmt_value(pt['value'])}" + (" (fallback)" if pt["fallback"] else "")
+        lines.append(held_row(f"**{label}**", desc, h["all"]))
+    lines += ["", "Per held-out concept:", ""]
+    lines += [
+        "| concept | method | erased (%) mean ± std | erased pooled (95 % CI) | retained (%) ↑ |"
+        + fid_head
+        + " time (s) |",
+        "|---|---|---|---|---|" + ("---|" if cls else "") + "---|",
+    ]
+    for c in args.held_out:
+        for label, h in held.items():
+            if c in h["per_concept"]:
+                lines.append(held_row(c, label, h["per_concept"][c]))
+    if failed:
+        lines += ["", "Failed runs (left out above):", ""]
+        lines += [f"- {Path(r['job']['run_dir']).name}: {r['error']}" for r in failed]
+    lines += [
+        "",
+        (
+            "Erased share = unlearning accuracy (share of forget-digit samples the independent "
+            "digits classifier does not recognise as the digit); retained = its accuracy on the "
+            "other nine digits; digits-FID on the remaining classes."
+            if cls
+            else "Erased share = share of the concept's images the independent judge does not "
+            "judge as the concept (the digit, or the style); retained = mean of the other "
+            "digits' and the other styles' accuracy."
+        )
+        + " Time: the erasure alone (training loop or closed-form edit), one thread, two runs "
+        "at a time.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(args, path: Path, curves: dict, held: dict) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    axes_y = [("retained", "retained accuracy (%)")]
+    if args.task == "class":
+        axes_y.append(("fid", "digits-FID of the remaining digits"))
+    fig, axes = plt.subplots(
+        1, len(axes_y) + 1, figsize=(5.2 * (len(axes_y) + 1), 4.4), squeeze=False
+    )
+    colors = plt.get_cmap("tab20").colors
+    for i, (key, ylabel) in enumerate(axes_y):
+        ax = axes[0][i]
+        for k, (label, pts) in enumerate(curves.items()):
+            xs = [100 * p["erased"] for p in pts]
+            ys = [p[key] * (100 if key == "retained" else 1) for p in pts]
+            ax.plot(xs, ys, "o-", color=colors[k % 20], label=label, ms=4)
+        ax.axvline(100 * ERASED_TARGET, color="grey", ls=":", lw=1)
+        ax.set_xlabel("erased share (%), tuning concepts")
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"sweep: erased vs {key}")
+    ax = axes[0][-1]
+    for k, (label, h) in enumerate(held.items()):
+        b = h["all"]
+        x, (lo, hi) = 100 * b["erased_pooled"], b["erased_interval"]
+        ax.errorbar(
+            [x],
+            [100 * b["retained_mean"]],
+            xerr=[[x - 100 * lo], [100 * hi - x]],
+            yerr=[100 * b["retained_std"]],
+            fmt="s",
+            color=colors[list(curves).index(label) % 20] if label in curves else colors[k % 20],
+            label=label,
+            capsize=3,
+        )
+    ax.set_xlabel("erased share (%), held out, pooled (95 % CI)")
+    ax.set_ylabel("retained accuracy (%)")
+    ax.set_title("held out: operating points")
+    ax.legend(fontsize=7)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(f"{args.task} task: trade-off frontiers")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# -- the estimate -------------------------------------------------------------------------------
+
+
+def _steps(job: dict) -> int:
+    argv = job["argv"]
+    idx = [i for i, a in enumerate(argv) if a == "--max_train_steps"]
+    return int(float(argv[idx[-1] + 1])) if idx else DEFAULT_STEPS[job["task"]]
+
+
+def estimate_job(job: dict, measured: dict) -> float:
+    """Seconds for one job: measured times of finished jobs of the same phase and method in the
+    output folder when there are any, else the ``TIMING`` model."""
+    key = (job["phase"], job["label"])
+    if key in measured:
+        return statistics.mean(measured[key])
+    t = TIMING[job["task"]]
+    label = job["label"]
+    samples = 20 if job["phase"] == "sweep" else DEFAULT_EVAL[job["task"]]
+    classes = 10 if job["task"] == "class" else 15  # judged classes per evaluation
+    train = t["step"] * STEP_FACTOR.get(label, 1.0) * _steps(job)
+    evaluation = t["eval_per_image"] * samples * classes
+    return t["startup"] + train + evaluation + t["ua_per_image"] * job["ua_samples"]
+
+
+def dry_run(args, out: Path) -> None:
+    sweep = sweep_jobs(args, out)
+    # held-out knob values are chosen after the sweep; the listing shows each grid's middle
+    mid = {
+        lab: {"value": args.grids[k][len(args.grids[k]) // 2]}
+        for lab, (_, _, k) in args.labels.items()
+    }
+    held = heldout_jobs(args, out, mid)
+    measured = {}
+    for j in sweep + held:
+        f = Path(j["run_dir"]) / "result.json"
+        if f.is_file():
+            measured.setdefault((j["phase"], j["label"]), []).append(
+                json.loads(f.read_text())["job_seconds"]
+            )
+    total = 0.0
+    for phase, jobs in (("sweep", sweep), ("held-out (knob value chosen after the sweep)", held)):
+        print(f"## {phase}: {len(jobs)} jobs")
+        for j in jobs:
+            s = estimate_job(j, measured)
+            total += s
+            state = "done" if _done(j) else f"~{s:.0f} s"
+            print(f"  {Path(j['run_dir']).name}  [{state}]  {' '.join(j['argv'])}")
+    todo = [j for j in sweep + held if not _done(j)]
+    left = sum(estimate_job(j, measured) for j in todo)
+    n = len(sweep) + len(held)
+    print(
+        f"\n{n} jobs ({len(todo)} to run): ~{total:.0f} s of one-thread work in all, "
+        f"{left:.0f} s left; at {args.jobs} at a time ≈ {left / args.jobs / 3600:.1f} h wall "
+        f"time on {args.jobs} cores (mean {total / max(n, 1):.0f} s a job)."
+    )
+
+
+# -- main ---------------------------------------------------------------------------------------
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    out = Path(args.output_dir) / args.task
+    if args.dry_run:
+        dry_run(args, out)
+        return
+    from _scripts import machine_record
+
+    from erase.io import atomic_write_json, atomic_write_text
+
+    t0 = time.time()
+    pool = Pool(args.jobs)
+    try:
+        sweep = run_all(sweep_jobs(args, out), pool)
+        curves = sweep_curves(sweep, args.labels)
+        points = {label: choose(pts) for label, pts in curves.items()}
+        missing = [label for label, pt in points.items() if pt is None]
+        for label in missing:
+            print(f"{label}: every sweep run failed; no held-out runs", flush=True)
+        labels = {k: v for k, v in args.labels.items() if points.get(k) is not None}
+        args.labels = labels
+        held_results = run_all(heldout_jobs(args, out, points), pool)
+    finally:
+        pool.close()
+    held = heldout_summary(held_results, labels)
+    failed = [r for r in sweep + held_results if "error" in r]
+    md = write_tables(args, out, curves, {k: points[k] for k in labels}, held, failed)
+    atomic_write_text(out / "frontier.md", md)
+    atomic_write_json(
+        out / "frontier.json",
+        {
+            "machine": machine_record("frontier.py"),
+            "task": args.task,
+            "rule": RULE.format(100 * ERASED_TARGET),
+            "tuning": args.tuning,
+            "held_out": args.held_out,
+            "seeds": args.seeds,
+            "ua_samples": args.ua_samples,
+            "extra": args.extra,
+            "grids": {label: args.grids[knob] for label, (_, _, knob) in args.labels.items()},
+            "sweep": curves,
+            "operating_points": {k: points[k] for k in labels},
+            "held_out_results": held,
+            "runs": [r for r in sweep + held_results if "error" not in r],
+            "failed": [{"run": r["job"]["run_dir"], "error": r["error"]} for r in failed],
+            "wall_seconds": round(time.time() - t0, 1),
+        },
+    )
+    plot(args, out / "frontier.png", curves, held)
+    print(md)
+    print(f"wrote {out / 'frontier.md'}, frontier.json, frontier.png")
+    if failed:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
