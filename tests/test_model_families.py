@@ -337,16 +337,19 @@ def test_real_unet_configs_have_the_published_sizes():
 
 
 def test_family_memory_benchmark_runs_every_family_in_smoke_size(tmp_path):
-    """The GPU memory benchmark's code path (real trainer step, SDXL conditioning, v targets,
-    LoRA with adapters off as the frozen original) on shrunk configs on the CPU."""
+    """The GPU memory benchmark's code path (real trainer step, SDXL conditioning, v targets)
+    on shrunk configs on the CPU."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
     import family_memory
 
     out = tmp_path / "fm.json"
-    result = family_memory.main(["--smoke", "--steps", "1", "--output", str(out)])
+    # SDXL's conditioning and SD 2.1's v targets; SD 1.5's path is the embedded world's, and
+    # LoRA's frozen original is covered by the SDXL erasure tests above
+    argv = ["--smoke", "--steps", "1", "--families", "sdxl", "sd21v", "--train_params", "noxattn"]
+    result = family_memory.main([*argv, "--output", str(out)])
     rows = json.loads(out.read_text())["rows"]
-    assert rows == result["rows"] and len(rows) == 3 * 2 * 2
-    assert {r["family"] for r in rows} == {"sd15", "sd21v", "sdxl"}
+    assert rows == result["rows"] and len(rows) == 2 * 2
+    assert {r["family"] for r in rows} == {"sd21v", "sdxl"}
     assert all(r["loss_forget"] > 0 and r["step_seconds"] > 0 for r in rows)
     assert all("time_vs_joint" in r for r in rows if r["method"] == "lur")
 
