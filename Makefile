@@ -24,8 +24,10 @@ demo: setup
 	$(PY) eval/report.py $(DEMO)/class-7 $(DEMO)/concept-three $(DEMO)/style-inverted --output_dir $(DEMO)/report
 	@echo "report: $(DEMO)/report/report.md"
 
+# Two workers, one file each at a time (module fixtures are built once): most tests launch
+# single-threaded jobs, so two at a time use both cores of a CI machine.
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 2 --dist loadfile
 
 lint: setup
 	$(VENV)/bin/ruff check .
