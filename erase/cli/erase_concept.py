@@ -433,11 +433,11 @@ def run(args):
             forget_from_anchor=method.forget_data == "anchor",
         )
     prep_seconds = time.perf_counter() - t_prep
-    before_rows = None
-    if acc.is_main_process:
-        before_rows = validation_grid(
+
+    def original_grid(model):
+        return validation_grid(
             pipe,
-            unet,
+            model,
             val_prompts,
             val_seeds,
             out / "validation" / "step-0.png",
@@ -446,6 +446,13 @@ def run(args):
             args.gen_guidance_scale,
             resolution=args.resolution,
         )
+
+    # The original's grid is drawn after training from the untouched full-precision copy (or
+    # with LoRA's adapters off), so training starts sooner; only a run whose frozen copy will
+    # be cast to half precision draws it now, from the weights as loaded.
+    before_rows = None
+    if acc.is_main_process and weight_dtype != torch.float32 and args.train_params != "lora":
+        before_rows = original_grid(unet)
 
     if args.train_params == "lora":
         original = None
@@ -547,6 +554,14 @@ def run(args):
     save_step_log(log, out, title=f"erase {concept.name} with {method.name}")
 
     from erase.grids import comparison_grid, save_grid
+
+    if before_rows is None:
+        if original is not None:
+            before_rows = original_grid(original)
+        else:
+            unet.disable_adapters()
+            before_rows = original_grid(unet)
+            unet.enable_adapters()
 
     after_rows = validation_grid(
         pipe,
