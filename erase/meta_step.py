@@ -47,6 +47,11 @@ class MetaConfig:
     order: str = "forget_first"
     precondition: str = "adam"
     eps: float = 1e-8
+    # the robust variants (erase.robust_step.RobustConfig): α_a = relearn_scale × inner_lr,
+    # w the weight of the forget loss at the attacked point, ρ the prompt perturbation radius
+    relearn_scale: float = 10.0
+    relearn_weight: float = 1.0
+    adv_radius: float = 0.1
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

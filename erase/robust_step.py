@@ -143,7 +143,9 @@ def robust_rule(trainer, forget, retain, monitor: bool, mask, step: int) -> dict
     meta = trainer.meta
     if meta.retain_weight != trainer.method.retain_weight:
         meta = MetaConfig(**{**meta.to_dict(), "retain_weight": trainer.method.retain_weight})
-    robust = RobustConfig()
+    robust = RobustConfig(
+        relearn_scale=meta.relearn_scale, adv_radius=meta.adv_radius, weight=meta.relearn_weight
+    )
     if trainer.method.rule == "meta-adv":
         return adversarial_gradient(trainer.ctx, forget, retain, meta, robust, monitor, mask)
     world, rank = trainer.acc.num_processes, trainer.acc.process_index

@@ -103,6 +103,25 @@ def add_training_args(p: argparse.ArgumentParser, *, steps: int, lr: float, batc
     m.add_argument("--meta_order", default="forget_first", choices=list(ORDERS))
     m.add_argument("--meta_precondition", default="adam", choices=list(PRECONDITIONERS))
     m.add_argument(
+        "--relearn_scale",
+        type=float,
+        default=10.0,
+        help="lur-relearn: the simulated relearning step is this × α (≈ that many of the "
+        "attacker's Adam steps)",
+    )
+    m.add_argument(
+        "--relearn_weight",
+        type=float,
+        default=1.0,
+        help="lur-relearn: weight w of the forget loss after the simulated relearning step",
+    )
+    m.add_argument(
+        "--adv_radius",
+        type=float,
+        default=0.1,
+        help="lur-adv: radius of the worst nearby prompt embedding, relative to its norm",
+    )
+    m.add_argument(
         "--saliency_sparsity",
         type=float,
         default=0.5,
@@ -165,6 +184,9 @@ def configs_from_args(args, method):
         retain_weight=method.retain_weight,
         order=args.meta_order,
         precondition=args.meta_precondition,
+        relearn_scale=getattr(args, "relearn_scale", 10.0),
+        relearn_weight=getattr(args, "relearn_weight", 1.0),
+        adv_radius=getattr(args, "adv_radius", 0.1),
     )
     train = TrainConfig(
         max_train_steps=args.max_train_steps,
