@@ -10,6 +10,7 @@ The whole report folder is written atomically.
 
 from __future__ import annotations
 
+import glob
 import json
 import math
 import os
@@ -247,6 +248,42 @@ def _eval_jsons(folder: Path) -> list[Path]:
     return out
 
 
+def attack_jsons(folder: str | os.PathLike) -> list[Path]:
+    """``attack.json`` files written by ``eval/attack.py`` for ``folder``: its own, or those of
+    attack output dirs inside it (``attack-*/``, ``attacks/*/``) or next to it
+    (``<folder>-attack-*/``, ``<folder>_attack_*/``)."""
+    folder = Path(folder)
+    cands = [folder / "attack.json", *folder.glob("attack*/attack.json")]
+    cands += list(folder.glob("attacks/*/attack.json"))
+    if folder.name:
+        for sep in ("-", "_"):
+            cands += list(folder.parent.glob(f"{glob.escape(folder.name)}{sep}attack*/attack.json"))
+    out = []
+    for p in sorted(set(cands)):
+        data = _read_json(p)
+        if isinstance(data, dict) and "attack" in data and "asr" in data:
+            out.append(p)
+    return out
+
+
+def robustness_columns(folder: str | os.PathLike) -> dict[str, str]:
+    """One row of robustness numbers for a run (or an attack dir): ``"<attack> ASR (%)"`` →
+    ``"pre → after"`` per attack, and the relearning curve ``"s=0/5/10/20: a/b/c/d"``."""
+    row: dict[str, str] = {}
+    for p in attack_jsons(folder):
+        data = _read_json(p)
+        name = str(data["attack"])
+        row[f"{name} ASR (%)"] = f"{100 * data['pre_asr']:.0f} → {100 * data['asr']:.0f}"
+        curve = data.get("curve") or []
+        if curve:
+            steps = "/".join(str(c["steps"]) for c in curve)
+            shares = "/".join(f"{100 * c['share']:.0f}" for c in curve)
+            row[f"{name} curve (%)"] = f"s={steps}: {shares}"
+        if data.get("seconds_per_prompt") is not None:
+            row[f"{name} s/prompt"] = f"{data['seconds_per_prompt']:.1f}"
+    return row
+
+
 def build_report(
     run_dirs: Sequence[str | os.PathLike],
     output_dir: str | os.PathLike,
@@ -308,6 +345,13 @@ def build_report(
                 if plot_step_log(log, dst, title=name):
                     figures.append((name, "losses and gradient cosine", f"figures/{dst.name}"))
         for folder in runs + evals:
+            for p in attack_jsons(folder):
+                src = p.parent / "grid.png"
+                if src.is_file():
+                    dst = figdir / f"{names[folder]}_{_safe(p.parent.name)}_grid.png"
+                    shutil.copyfile(src, dst)
+                    caption = f"{_read_json(p)['attack']} attack (original | erased | attacked)"
+                    figures.append((names[folder], caption, f"figures/{dst.name}"))
             for p in _eval_jsons(folder):
                 data = _read_json(p)
                 row = {"metric": data["metric"], **_flatten(data["summary"], depth=1)}
@@ -337,6 +381,18 @@ def build_report(
                 if per:
                     md += [f"Per-class accuracy after erasure ({label.lower()}):", ""]
                     md += _table(per)
+        robust_rows = [(names[f], robustness_columns(f)) for f in runs + evals]
+        robust_rows = [(n, r) for n, r in robust_rows if r]
+        if robust_rows:
+            md += [
+                "## Robustness",
+                "",
+                "Attacks from eval/attack.py: pre-ASR → ASR (UnlearnDiffAtk's definition: "
+                "records judged as the concept before the attack plus those the attack breaks, "
+                "over all records); for relearning, the judged share after s fine-tuning steps.",
+                "",
+            ]
+            md += _table(robust_rows)
         if eval_rows:
             md += ["## Evaluations", ""]
             by_metric: dict[str, list] = {}
