@@ -31,6 +31,14 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--output_dir", default="runs/concepts")
     p.add_argument("--smoke", action="store_true", help=SMOKE_HELP + " ('three': lur, joint)")
+    p.add_argument(
+        "--attacks",
+        nargs="*",
+        default=[],
+        choices=["unlearndiff", "soft_prompt", "concept_inversion", "relearn"],
+        help="also attack every run (eval/attack.py, its defaults; RUN/attack-A) and add "
+        "pre-ASR → ASR per attack and the relearning curve to the table",
+    )
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[])
     args = p.parse_args(argv)
     if args.smoke:
@@ -49,7 +57,7 @@ def main(argv=None):
 
     run = load_script("scripts/erase_concept.py").main
     out = Path(args.output_dir)
-    results = {}
+    results, robust = {}, {}
     for concept in args.concepts:
         for method in args.methods:
             run_dir = out / f"{concept}-{method}"
@@ -71,6 +79,14 @@ def main(argv=None):
                     ]
                 )
             results[(concept, method)] = json.loads((run_dir / "metrics.json").read_text())
+            for attack in args.attacks:
+                from robustness import attack_run, summarize_attacks
+
+                res = attack_run(run_dir, attack, ["--concept", concept], args.seed, args.smoke)
+                robust.setdefault((concept, method), {})[attack] = summarize_attacks([res])
+    from robustness import attack_cell
+
+    heads = "".join(f" {a}: pre-ASR → ASR (%) |" for a in args.attacks)
     lines = []
     for concept in args.concepts:
         m0 = results[(concept, args.methods[0])]
@@ -81,43 +97,51 @@ def main(argv=None):
                 "(↓ for the erased one, = for the rest).",
                 "",
                 "| method | erased digit (%) | other digits (%) | styled prompts' digits (%) "
-                "| time (s) |",
-                "|---|---|---|---|---|",
+                "| time (s) |" + heads,
+                "|---|---|---|---|---|" + "---|" * len(args.attacks),
                 f"| original | {_pct(m0['forget_digit_accuracy_before'])} | "
                 f"{_pct(m0['other_digits_accuracy_before'])} | "
-                f"{_pct(m0['styled_digit_accuracy_before'])} | – |",
+                f"{_pct(m0['styled_digit_accuracy_before'])} | – |" + " – |" * len(args.attacks),
             ]
         else:
             lines += [
                 f"Erasing the style **{concept}**: share of images judged in the asked "
                 "style (↓ for the erased one, = for the rest).",
                 "",
-                "| method | erased style (%) | other styles (%) | digits (%) | time (s) |",
-                "|---|---|---|---|---|",
+                "| method | erased style (%) | other styles (%) | digits (%) | time (s) |" + heads,
+                "|---|---|---|---|---|" + "---|" * len(args.attacks),
                 f"| original | {_pct(m0['forget_style_accuracy_before'])} | "
                 f"{_pct(m0['other_styles_accuracy_before'])} | "
-                f"{_pct(m0['other_digits_accuracy_before'])} | – |",
+                f"{_pct(m0['other_digits_accuracy_before'])} | – |" + " – |" * len(args.attacks),
             ]
         for method in args.methods:
             m = results[(concept, method)]
             t = m.get("erasure_seconds", float("nan"))
+            r = robust.get((concept, method), {})
+            cells = "".join(f" {attack_cell(r[a]) if a in r else '–'} |" for a in args.attacks)
             if digit:
                 lines.append(
                     f"| {method} | {_pct(m['forget_digit_accuracy_after'])} | "
                     f"{_pct(m['other_digits_accuracy_after'])} | "
-                    f"{_pct(m['styled_digit_accuracy_after'])} | {t:.0f} |"
+                    f"{_pct(m['styled_digit_accuracy_after'])} | {t:.0f} |" + cells
                 )
             else:
                 lines.append(
                     f"| {method} | {_pct(m['forget_style_accuracy_after'])} | "
                     f"{_pct(m['other_styles_accuracy_after'])} | "
-                    f"{_pct(m['other_digits_accuracy_after'])} | {t:.0f} |"
+                    f"{_pct(m['other_digits_accuracy_after'])} | {t:.0f} |" + cells
                 )
         lines.append("")
     lines.append(results[(args.concepts[0], args.methods[0])].get("conventions", ""))
     md = "\n".join(lines) + "\n"
     atomic_write_text(out / "table.md", md)
-    atomic_write_json(out / "table.json", {f"{c}/{m}": v for (c, m), v in results.items()})
+    atomic_write_json(
+        out / "table.json",
+        {
+            f"{c}/{m}": {**v, "attacks": robust[(c, m)]} if (c, m) in robust else v
+            for (c, m), v in results.items()
+        },
+    )
     print(md)
 
 

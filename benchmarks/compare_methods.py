@@ -38,6 +38,14 @@ def parse_args(argv=None):
         default=[],
         help="flags passed to every erase_class.py run (after --extra)",
     )
+    p.add_argument(
+        "--attacks",
+        nargs="*",
+        default=[],
+        choices=["relearn"],
+        help="also attack every run (eval/attack.py, its defaults; RUN/attack-A) and add "
+        "pre-ASR → ASR and the relearning curve to the table",
+    )
     p.add_argument("--smoke", action="store_true", help=SMOKE_HELP + " (lur, joint; seed 0)")
     args = p.parse_args(argv)
     if args.smoke:
@@ -55,20 +63,30 @@ def _fmt(xs, pct=False):
     return f"{100 * m:.1f} ± {100 * s:.1f}" if pct else f"{m:.2f} ± {s:.2f}"
 
 
-def summarize(rows: dict, forget_class: int, seeds) -> tuple[str, dict]:
+def summarize(
+    rows: dict, forget_class: int, seeds, attacks: dict | None = None
+) -> tuple[str, dict]:
+    """``attacks``: method → attack → [attack.json per seed] (optional robustness columns)."""
+    from robustness import attack_cell, summarize_attacks
+
+    attacks = attacks or {}
+    names = list(dict.fromkeys(a for per in attacks.values() for a in per))
     table = {}
     lines = [
         f"Erasing digit {forget_class} from the embedded digits DDPM; mean ± std over seeds "
         f"{', '.join(map(str, seeds))}.",
         "",
-        "| method | UA (%) ↑ | retained acc. (%) ↑ | digits-FID remaining ↓ | erasure time (s) |",
-        "|---|---|---|---|---|",
+        "| method | UA (%) ↑ | retained acc. (%) ↑ | digits-FID remaining ↓ | erasure time (s) |"
+        + "".join(f" {a}: pre-ASR → ASR (%) |" for a in names),
+        "|---|---|---|---|---|" + "---|" * len(names),
     ]
     first = next(iter(rows.values()))[0]
     before, ev = first["before"], first.get("evaluation", {})
     lines.append(
         f"| original | {100 * before['unlearning_accuracy']:.1f} | "
         f"{100 * before['retained_accuracy']:.1f} | {before['fid_remaining']:.2f} | – |"
+        + " – |"
+        * len(names)
     )
     for method, runs in rows.items():
         ua = [r["unlearning_accuracy"] for r in runs]
@@ -81,8 +99,12 @@ def summarize(rows: dict, forget_class: int, seeds) -> tuple[str, dict]:
             "fid_remaining": fid,
             "erasure_seconds": t,
         }
+        robust = {a: summarize_attacks(r) for a, r in attacks.get(method, {}).items()}
+        if robust:
+            table[method]["attacks"] = robust
         lines.append(
             f"| {method} | {_fmt(ua, True)} | {_fmt(ra, True)} | {_fmt(fid)} | {_fmt(t)} |"
+            + "".join(f" {attack_cell(robust[a]) if a in robust else '–'} |" for a in names)
         )
     table["original"] = {
         k: before[k] for k in ("unlearning_accuracy", "retained_accuracy", "fid_remaining")
@@ -106,6 +128,7 @@ def main(argv=None):
     out = Path(args.output_dir)
     run = load_script("scripts/erase_class.py").main
     rows: dict[str, list] = {}
+    attacks: dict[str, dict] = {}
     for method in args.methods:
         for seed in args.seeds:
             run_dir = out / f"{method}-seed{seed}"
@@ -125,6 +148,13 @@ def main(argv=None):
                     ]
                 )
             rows.setdefault(method, []).append(json.loads((run_dir / "metrics.json").read_text()))
+            for attack in args.attacks:
+                from robustness import attack_run
+
+                res = attack_run(
+                    run_dir, attack, ["--forget_class", str(args.forget_class)], seed, args.smoke
+                )
+                attacks.setdefault(method, {}).setdefault(attack, []).append(res)
             m = rows[method][-1]
             print(
                 f"{method} seed {seed}: UA {m['unlearning_accuracy']:.3f} retained "
@@ -132,7 +162,7 @@ def main(argv=None):
                 f"time {m['erasure_seconds']:.0f}s",
                 flush=True,
             )
-    md, table = summarize(rows, args.forget_class, args.seeds)
+    md, table = summarize(rows, args.forget_class, args.seeds, attacks)
     atomic_write_text(out / "table.md", md)
     atomic_write_json(
         out / "table.json",
