@@ -51,10 +51,12 @@ def parse_args(argv=None):
         "--attack_optimizer",
         default="adamw",
         choices=["adamw", "adam"],
-        help="adamw: decoupled weight decay; adam: decay added to the gradient, as "
-        "UnlearnDiffAtk's code. On small models whose denoising gradient is far below "
-        "weight_decay × weight, Adam's normalised step follows the decay alone and the "
-        "attack does not move, so AdamW is the default",
+        help="adamw: decoupled weight decay, the step follows the attack's loss; adam: the "
+        "decay is added to the gradient before Adam's per-coordinate normalisation, as "
+        "UnlearnDiffAtk's code, so wherever the denoising gradient is below weight_decay × "
+        "|w| the step follows the decay instead (soft prompt on the tiny world, wd 0.1, 10 "
+        "iterations: 37 %% of its motion along -w with adam, 0.5 %% with adamw). Small models "
+        "have small gradients, so AdamW is the default",
     )
     g.add_argument("--iterations", type=int, default=40, help="per timestep")
     g.add_argument("--timesteps", type=int, default=5, help="length of the timestep schedule")
