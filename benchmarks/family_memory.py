@@ -81,10 +81,10 @@ def conditions(cfg: dict, n: int, device, seed: int = 1):
 def one_row(family: str, method: str, train_params: str, args, acc) -> dict:
     from diffusers import DDPMScheduler, UNet2DConditionModel
 
-    from erase.cli.erase_concept import AdaptersDisabled, add_lora
+    from erase.cli.erase_concept import add_lora
     from erase.meta_step import MetaConfig
     from erase.methods import CONCEPT_METHODS, resolve_forget_loss
-    from erase.params import FrozenModel, select_trainable
+    from erase.params import AdaptersDisabled, FrozenModel, select_trainable
     from erase.tasks.concept_erasure import ConceptErasureTask, LatentPool
     from erase.trainer import EraseTrainer, TrainConfig
 

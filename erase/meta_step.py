@@ -31,9 +31,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 LossClosure = Callable[[Callable, int], torch.Tensor]
 GradReducer = Callable[[Sequence[torch.Tensor]], None]
 
-MODES = ("first_order", "second_order")
-ORDERS = ("forget_first", "retain_first")
-PRECONDITIONERS = ("none", "adam")
+from .choices import MODES, ORDERS, PRECONDITIONERS  # noqa: E402  (re-exported)
 
 
 @dataclass

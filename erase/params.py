@@ -5,9 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .choices import PARAM_SETS  # noqa: E402  (re-exported)
 from .errors import EraseError
-
-PARAM_SETS = ("full", "xattn", "noxattn", "xattn-kv", "lora")
 
 
 def _selected(name: str, which: str) -> bool:
@@ -67,5 +66,24 @@ class FrozenModel(nn.Module):
     def forward(self, x, t, **kwargs):
         cast = {k: self._cast(v) for k, v in kwargs.items() if v is not None}
         out = self.model(x.to(self.dtype), t, **cast)
+        out.sample = out.sample.float()
+        return out
+
+
+class AdaptersDisabled(nn.Module):
+    """The frozen original under LoRA: the same UNet with its adapters switched off (no copy)."""
+
+    def __init__(self, unet):
+        super().__init__()
+        self._unet = [unet]  # not registered: its weights are the trainable model's
+
+    def forward(self, x, t, **kw):
+        unet = self._unet[0]
+        unet.disable_adapters()
+        try:
+            with torch.no_grad():
+                out = unet(x, t, **kw)
+        finally:
+            unet.enable_adapters()
         out.sample = out.sample.float()
         return out

@@ -9,9 +9,9 @@ import platform
 import sys
 from pathlib import Path
 
+from .choices import MODES, ORDERS, PRECONDITIONERS
 from .errors import EraseError
 from .io import COMPLETE_MARKER, ensure_writable_dir
-from .meta_step import MODES, ORDERS, PRECONDITIONERS
 
 
 def prepare_output_dir(path: str, overwrite: bool, resume: str | None) -> Path:

@@ -18,9 +18,9 @@ import copy
 import time
 from pathlib import Path
 
+from erase.choices import PARAM_SETS
 from erase.errors import EraseError, cli_main
 from erase.methods import CONCEPT_METHODS
-from erase.params import PARAM_SETS
 from erase.runs import add_training_args
 from erase.validate import validate_args
 
@@ -179,27 +179,6 @@ def add_lora(unet, rank: int):
             target_modules=["to_k", "to_q", "to_v", "to_out.0"],
         )
     )
-
-
-class AdaptersDisabled(__import__("torch").nn.Module):
-    """The frozen original under LoRA: the same UNet with its adapters switched off (no copy)."""
-
-    def __init__(self, unet):
-        super().__init__()
-        self._unet = [unet]  # not registered: its weights are the trainable model's
-
-    def forward(self, x, t, **kw):
-        import torch
-
-        unet = self._unet[0]
-        unet.disable_adapters()
-        try:
-            with torch.no_grad():
-                out = unet(x, t, **kw)
-        finally:
-            unet.enable_adapters()
-        out.sample = out.sample.float()
-        return out
 
 
 def save_outputs(pipe, unet, out: Path, fmt: str) -> None:
@@ -388,7 +367,7 @@ def run(args):
     from erase.families import family_of
     from erase.io import COMPLETE_MARKER, atomic_write_json, atomic_write_text
     from erase.loading import load_sd_pipeline
-    from erase.params import FrozenModel, select_trainable
+    from erase.params import AdaptersDisabled, FrozenModel, select_trainable
     from erase.runs import configs_from_args, environment_record, make_accelerator
     from erase.steplog import save_step_log
     from erase.tasks.concept_erasure import ConceptErasureTask
