@@ -509,13 +509,16 @@ def run(args):
             unet.train()
 
     if closed_form:
-        log, elapsed = closed_form_edit(pipe, unet, concept, retain_prompts, method, args, device)
+        change, elapsed = closed_form_edit(
+            pipe, unet, concept, retain_prompts, method, args, device
+        )
+        log = []  # no training steps to log
         config["uce"] = {
             "lambda": args.uce_lambda,
             "erase_scale": args.uce_erase_scale,
             "preserve_scale": method.retain_weight,
             "guide_prompts": concept.anchor,
-            "mean_relative_weight_change": log.pop(),
+            "mean_relative_weight_change": change,
         }
     else:
         trainer = EraseTrainer(
@@ -606,8 +609,8 @@ def run(args):
 
 
 def closed_form_edit(pipe, unet, concept, retain_prompts, method, args, device):
-    """UCE: ([], seconds) after editing ``unet`` in place; the list's one item (popped by the
-    caller) is the mean relative change of the edited weights. Every process edits alike."""
+    """UCE: edits ``unet`` in place; returns (the mean relative change of the edited weights,
+    seconds). Every process edits alike."""
     import statistics
 
     import torch
@@ -627,7 +630,7 @@ def closed_form_edit(pipe, unet, concept, retain_prompts, method, args, device):
     )
     if torch.cuda.is_available():
         torch.cuda.synchronize()
-    return [round(statistics.mean(changes.values()), 6)], time.perf_counter() - t0
+    return round(statistics.mean(changes.values()), 6), time.perf_counter() - t0
 
 
 @cli_main
