@@ -33,6 +33,21 @@ def build_resnet18_32(num_classes: int, channels: int = 3) -> nn.Module:
     return net
 
 
+@torch.no_grad()
+def predict_in_batches(model: nn.Module, x: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """A classifier's predicted labels on the CPU, batched, in eval mode (its mode restored):
+    the ``predict`` of every judge, the embedded digits classifier's included."""
+    was_training = model.training
+    model.eval()
+    device = next(model.parameters()).device
+    out = [
+        model(x[i : i + batch_size].to(device)).argmax(-1).cpu()
+        for i in range(0, len(x), batch_size)
+    ]
+    model.train(was_training)
+    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+
+
 class Judge(nn.Module):
     """Takes images in [-1, 1] of any size and 1 or 3 channels (as the DDPMs draw them) and
     maps them to the judge's own input: channels matched, resized, normalized."""
@@ -76,13 +91,8 @@ class Judge(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net.fc(self.features(x))
 
-    @torch.no_grad()
     def predict(self, x: torch.Tensor, batch_size: int = 512) -> torch.Tensor:
-        was_training = self.training
-        self.eval()
-        out = [self(x[i : i + batch_size]).argmax(-1).cpu() for i in range(0, len(x), batch_size)]
-        self.train(was_training)
-        return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+        return predict_in_batches(self, x, batch_size)
 
 
 def judge_config(class_names, image_size: int, channels: int, mean, std, **extra) -> dict:

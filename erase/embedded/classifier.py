@@ -50,18 +50,11 @@ class DigitsClassifier(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.dropout(self.features(x)))
 
-    @torch.no_grad()
     def predict(self, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
         """Predicted labels, in eval mode, batched."""
-        was_training = self.training
-        self.eval()
-        device = self.head.weight.device
-        out = [
-            self(x[i : i + batch_size].to(device)).argmax(-1).cpu()
-            for i in range(0, len(x), batch_size)
-        ]
-        self.train(was_training)
-        return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+        from ..judge import predict_in_batches
+
+        return predict_in_batches(self, x, batch_size)
 
 
 def _random_shift(x: torch.Tensor, gen: torch.Generator, max_shift: int = 1) -> torch.Tensor:
