@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
+from ..class_ddpm import EMA, denoising_loss
 from ..errors import EraseError
 from ..io import atomic_dir, atomic_write_json
 from .digits import (
@@ -77,41 +77,6 @@ def make_digits_scheduler():
     )
 
 
-class _EMA:
-    """Exponential moving average of the weights (warm-up decay), the usual DDPM trick."""
-
-    def __init__(self, model: torch.nn.Module, decay: float):
-        self.decay = decay
-        self.shadow = {k: v.detach().clone().float() for k, v in model.state_dict().items()}
-        self.n = 0
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        self.n += 1
-        d = min(self.decay, (1 + self.n) / (10 + self.n))
-        for k, v in model.state_dict().items():
-            if v.dtype.is_floating_point:
-                self.shadow[k].mul_(d).add_(v.detach().float(), alpha=1 - d)
-            else:
-                self.shadow[k].copy_(v)
-
-    def copy_to(self, model: torch.nn.Module) -> None:
-        model.load_state_dict(
-            {k: v.to(model.state_dict()[k].dtype) for k, v in self.shadow.items()}
-        )
-
-
-def diffusion_loss(unet, scheduler, images, labels, generator=None) -> torch.Tensor:
-    """Ordinary ε-MSE denoising loss at uniformly drawn timesteps."""
-    device = images.device
-    n = images.shape[0]
-    noise = torch.randn(images.shape, generator=generator).to(device)
-    t = torch.randint(0, scheduler.config.num_train_timesteps, (n,), generator=generator).to(device)
-    noisy = scheduler.add_noise(images, noise, t)
-    pred = unet(noisy, t, class_labels=labels).sample
-    return F.mse_loss(pred.float(), noise.float())
-
-
 def train_digits_ddpm(
     output_dir: str | Path | None = None,
     max_seconds: float | None = None,
@@ -155,7 +120,7 @@ def train_digits_ddpm(
 
     unet = (unet if unet is not None else make_digits_unet()).to(device)
     scheduler = make_digits_scheduler()
-    ema = _EMA(unet, ema_decay)
+    ema = EMA(unet, ema_decay)
     opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
     warmup = 50
     total = max_steps if max_steps is not None else None
@@ -183,13 +148,13 @@ def train_digits_ddpm(
         y = labels[idx].clone()
         drop = (torch.rand(batch_size, generator=gen) < cond_drop).to(device)
         y[drop] = NULL_CLASS
-        loss = diffusion_loss(unet, scheduler, images[idx], y, generator=gen)
+        loss = denoising_loss(unet, scheduler, images[idx], y, gen, device)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
         opt.step()
         sched.step()
-        ema.update(unet)
+        ema.update(unet, step + 1)  # the warm-up counts updates from 1
         losses.append(loss.item())
         step += 1
         bar.update(1)
