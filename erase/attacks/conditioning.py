@@ -11,6 +11,7 @@ import torch
 
 from ..errors import EraseError
 from ..losses import denoising_target
+from ..tasks.concept_erasure import predict_text
 
 SUPPORTED_FAMILIES = ("sd",)
 
@@ -78,11 +79,6 @@ def encode_prompts(pipe, prompts: list[str]) -> torch.Tensor:
     return encode_tokens(pipe, token_ids(pipe, prompts))
 
 
-def predict(unet, x_t, t, cond):
-    """The UNet's output (ε, v or x0 per its scheduler) for latents ``x_t`` under ``cond``."""
-    return unet(x_t, t, encoder_hidden_states=cond).sample
-
-
 def training_scheduler(pipe):
     """DDPM noising with the pipeline's schedule and prediction type, whatever its sampler
     (an Euler or PNDM sampler's ``add_noise`` is not the training noise)."""
@@ -101,7 +97,7 @@ def denoising_loss(pipe, x0, cond, t, noise, unet=None):
     unet = pipe.unet if unet is None else unet
     sched = training_scheduler(pipe)
     x_t = sched.add_noise(x0, noise, t)
-    out = predict(unet, x_t, t, cond.expand(x0.shape[0], -1, -1))
+    out = predict_text(unet, x_t, t, cond.expand(x0.shape[0], -1, -1))
     target = denoising_target(sched, x0, noise, t)
     return torch.nn.functional.mse_loss(out.float(), target.float())
 
