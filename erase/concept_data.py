@@ -37,8 +37,9 @@ def embed_prompts(
 
 @torch.no_grad()
 def null_condition(pipe, device, resolution: int | None = None) -> TextCond:
-    """The unconditional condition as the pipeline's guidance uses it (SDXL: zeros)."""
-    return family_of(pipe).null(pipe, device, resolution_of(pipe, resolution)).float().cpu()
+    """The unconditional condition as the pipeline's guidance uses it (SDXL: zeros), on the
+    CPU in float32 as every family's ``encode`` returns it."""
+    return family_of(pipe).null(pipe, device, resolution_of(pipe, resolution))
 
 
 def _key(*parts) -> str:

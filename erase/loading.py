@@ -82,7 +82,9 @@ def load_sd_pipeline(spec: str | None, torch_dtype=None):
     try:
         index = json.loads((folder / "model_index.json").read_text())
     except ValueError as exc:
-        raise EraseError(f"{str(folder / 'model_index.json')!r} is not valid JSON ({exc})") from None
+        raise EraseError(
+            f"{str(folder / 'model_index.json')!r} is not valid JSON ({exc})"
+        ) from None
     family = family_for_index(index, repr(str(folder)))
     kwargs = dict(family.load_kwargs)
     if torch_dtype is not None:

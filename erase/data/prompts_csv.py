@@ -7,6 +7,7 @@ dependencies); every problem with a file becomes one ``EraseError`` that names t
 from __future__ import annotations
 
 import csv
+import io
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -48,13 +49,12 @@ def _read_rows(path: str | os.PathLike) -> tuple[list[str], list[dict[str, str]]
     path = Path(path)
     if not path.is_file():
         raise EraseError(f"prompt file {str(path)!r} does not exist")
-    read_text_file(path, "prompt CSV")  # a binary or non-UTF-8 file: one clear line
+    text = read_text_file(path, "prompt CSV")  # a binary or non-UTF-8 file: one clear line
     try:
-        with open(path, encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
-            rows = list(reader)
-            columns = [c for c in (reader.fieldnames or [])]
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        reader = csv.DictReader(io.StringIO(text, newline=""))
+        rows = list(reader)
+        columns = [c for c in (reader.fieldnames or [])]
+    except csv.Error as exc:
         raise EraseError(f"cannot read prompt CSV {str(path)!r}: {exc}") from None
     if PROMPT_COLUMN not in columns:
         raise EraseError(
