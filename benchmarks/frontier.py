@@ -70,22 +70,18 @@ KNOBS = {
 }
 LAMBDA = {"class": [0.125, 0.25, 0.5, 1.0, 2.0], "concept": [0.3, 1.0, 3.0, 10.0]}
 # label → (the script's --method, extra flags, knob)
-METHODS = {
-    "class": {
-        "lur": ("lur", [], "lambda"),
-        "joint": ("joint", [], "lambda"),
-        "pcgrad": ("pcgrad", [], "lambda"),
-        "salun": ("salun", [], "sparsity"),
-        "esd": ("esd", [], "eta"),
-        "ga": ("ga", [], "steps"),
-    },
+_SHARED = {
+    "lur": ("lur", [], "lambda"),
+    "joint": ("joint", [], "lambda"),
+    "pcgrad": ("pcgrad", [], "lambda"),
+    "salun": ("salun", [], "sparsity"),
+    "esd": ("esd", [], "eta"),
+    "ga": ("ga", [], "steps"),
+}
+METHODS = {  # the concept task adds the methods only text-to-image models have
+    "class": _SHARED,
     "concept": {
-        "lur": ("lur", [], "lambda"),
-        "joint": ("joint", [], "lambda"),
-        "pcgrad": ("pcgrad", [], "lambda"),
-        "salun": ("salun", [], "sparsity"),
-        "esd": ("esd", [], "eta"),
-        "ga": ("ga", [], "steps"),
+        **_SHARED,
         "uce": ("uce", [], "s_p"),
         "ca": ("ca", [], "lambda"),
         "ca-noise": ("ca-noise", [], "lambda"),

@@ -37,6 +37,17 @@ def _tiny_class_unet(widths=(16, 32)):
     )
 
 
+@pytest.fixture
+def float64_default():
+    """Double precision for exact comparisons, restored after the test (it is process-wide)."""
+    import torch
+
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(old)
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     """``ddpm``: a class-conditional UNet2DModel (10 classes + null class 10) with a cosine

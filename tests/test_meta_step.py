@@ -11,14 +11,7 @@ from torch.func import functional_call
 
 from erase.meta_step import MetaConfig, StepContext, joint_gradient, meta_gradient
 
-
-@pytest.fixture(autouse=True)
-def _float64():
-    """Double precision for exact comparisons, restored after each test (it is process-wide)."""
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 def _mlp(seed=0):

@@ -12,13 +12,7 @@ from torch.func import functional_call
 from erase.meta_step import MetaConfig, StepContext, meta_gradient
 from erase.robust_step import RobustConfig, adversarial_gradient, relearn_gradient
 
-
-@pytest.fixture(autouse=True)
-def _float64():
-    old = torch.get_default_dtype()
-    torch.set_default_dtype(torch.float64)
-    yield
-    torch.set_default_dtype(old)
+pytestmark = pytest.mark.usefixtures("float64_default")
 
 
 def _data(seed=1):
