@@ -127,6 +127,7 @@ def erase_once(world: str, args, out: Path) -> dict:
 
     step_cost = load_script("benchmarks/step_cost.py")
     import erase.cli.erase_concept as erase_concept
+
     gpu = world == "sd15"
     device = "cuda" if gpu else "cpu"
     phases = Phases(device)

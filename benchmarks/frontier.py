@@ -68,7 +68,7 @@ KNOBS = {
     "sparsity": "--saliency_sparsity",
     "steps": "--max_train_steps",
 }
-LAMBDA = {"class": [0.125, 0.25, 0.5, 1.0, 2.0], "concept": [0.3, 1.0, 3.0, 10.0]}
+LAMBDA = {"class": [0.25, 0.5, 1.0, 2.0], "concept": [0.3, 1.0, 3.0, 10.0]}
 # label → (the script's --method, extra flags, knob)
 _SHARED = {
     "lur": ("lur", [], "lambda"),
@@ -157,6 +157,13 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="held-out seeds")
     p.add_argument("--ua_samples", type=int, default=300, help="held-out images per concept")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
+    p.add_argument(
+        "--relearn_steps",
+        type=int,
+        default=10,
+        help="robustness column of the held-out runs: the share of the concept back after this "
+        "many relearning steps (eval/attack.py --attack relearn, 32 images); 0 leaves it out",
+    )
     p.add_argument("--dry_run", action="store_true", help="list the jobs and estimate the time")
     p.add_argument(
         "--smoke",
@@ -165,8 +172,8 @@ def parse_args(argv=None):
     )
     p.add_argument("--extra", nargs=argparse.REMAINDER, default=[], help="flags for every run")
     args = p.parse_args(argv)
-    if args.ua_samples < 1 or args.jobs < 1:
-        p.error("--ua_samples and --jobs must be >= 1")
+    if args.ua_samples < 1 or args.jobs < 1 or args.relearn_steps < 0:
+        p.error("--ua_samples and --jobs must be >= 1, --relearn_steps >= 0")
     args.tuning, args.held_out = TUNING[args.task], HELD_OUT[args.task]
     labels = dict(METHODS[args.task])
     if args.lur_variants:
@@ -220,6 +227,8 @@ def make_job(args, out: Path, phase: str, label: str, concept: str, value, seed:
         "run_dir": str(run_dir),
         "argv": argv,
         "ua_samples": args.ua_samples if phase == "heldout" else 0,
+        "relearn_steps": args.relearn_steps if phase == "heldout" else 0,
+        "smoke": args.smoke,
     }
 
 
@@ -269,6 +278,8 @@ def run_job(job: dict) -> dict:
         if job["ua_samples"]:
             missed, n = many_sample_ua(job, job["ua_samples"])
             row.update(ua_missed=missed, ua_n=n, erased=missed / n)
+        if job.get("relearn_steps"):
+            row.update(relearn_share(job))
     except BaseException as exc:  # noqa: BLE001  (SystemExit from the scripts' error handler)
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -337,6 +348,29 @@ def many_sample_ua(job: dict, n: int) -> tuple[int, int]:
     x = generate(gen.pipe, prompts, seeds, output_type="pt")
     pred = judge_images(x)[head]
     return int((pred != want).sum()), n
+
+
+RELEARN_SMOKE = ["--relearn_images", "2", "--relearn_batch", "2", "--num_inference_steps", "2"]
+
+
+def relearn_share(job: dict) -> dict:
+    """The robustness column: ``eval/attack.py RUN --attack relearn`` (its defaults: 32 images,
+    lr 1e-4; 50 judged class samples, or the first 5 forget prompts × seeds 0 and 1) stopped
+    after ``relearn_steps`` steps; the share of judged images that show the concept again,
+    before and after."""
+    from erase.cli import attack
+
+    run_dir, steps = Path(job["run_dir"]), job["relearn_steps"]
+    cls = job["task"] == "class"
+    argv = [str(run_dir), "--forget_class" if cls else "--concept", job["concept"]]
+    argv += ["--attack", "relearn", "--relearn_steps", str(steps), "--seed", "0"]
+    argv += ["--output_dir", str(run_dir / "attack-relearn"), "--overwrite"]
+    argv += [] if cls else ["--max_prompts", "5"]
+    if job.get("smoke"):
+        argv += RELEARN_SMOKE + (["--samples", "2"] if cls else ["--max_prompts", "1"])
+    result = attack.run(attack.parse_args(argv))
+    curve = {p["steps"]: p["share"] for p in result["curve"]}
+    return {"relearn_before": curve[0], "relearned": curve[steps], "relearn_n": result["n"]}
 
 
 class Pool:
@@ -466,6 +500,8 @@ def heldout_summary(results: list[dict], labels) -> dict:
                 "retained_std": _std([r["retained"] for r in rows]),
                 "fid_mean": _mean([r.get("fid") for r in rows]),
                 "fid_std": _std([r.get("fid") for r in rows]),
+                "relearned_mean": _mean([r.get("relearned") for r in rows]),
+                "relearned_std": _std([r.get("relearned") for r in rows]),
                 "seconds_mean": _mean([r["seconds"] for r in rows]),
                 "seconds_std": _std([r["seconds"] for r in rows]),
             }
@@ -491,6 +527,8 @@ def _f(x):
 def write_tables(args, out: Path, curves: dict, points: dict, held: dict, failed: list) -> str:
     cls = args.task == "class"
     fid_head = " digits-FID ↓ |" if cls else ""
+    k = args.relearn_steps
+    back_head = f" back after {k} relearning steps (%) ↓ |" if k else ""
     lines = [
         f"# Frontiers, {args.task} task",
         "",
@@ -519,11 +557,19 @@ def write_tables(args, out: Path, curves: dict, points: dict, held: dict, failed
         "",
         f"Erased share on {args.ua_samples} new images per run (seed {UA_SEED}), mean ± std over "
         "runs and, pooled over every run's images, with its 95 % Wilson interval; retained "
-        "accuracy from the runs' own evaluation.",
+        "accuracy from the runs' own evaluation."
+        + (
+            f" Robustness: the share of judged images showing the concept again after {k} "
+            "relearning steps on 32 images of it (`eval/attack.py --attack relearn`; "
+            + ("50 samples" if cls else "the first 5 forget prompts × seeds 0, 1")
+            + " a run), mean ± std over runs."
+            if k
+            else ""
+        ),
         "",
         "| method | operating point | erased (%) mean ± std | erased pooled (95 % CI) | "
-        "retained (%) ↑ |" + fid_head + " time (s) |",
-        "|---|---|---|---|---|" + ("---|" if cls else "") + "---|",
+        "retained (%) ↑ |" + fid_head + back_head + " time (s) |",
+        "|---|---|---|---|---|" + ("---|" if cls else "") + ("---|" if k else "") + "---|",
     ]
 
     def held_row(name, pt, b):
@@ -533,6 +579,7 @@ def write_tables(args, out: Path, curves: dict, points: dict, held: dict, failed
             f"{_p(b['erased_pooled'])} ({_p(lo)}–{_p(hi)}) | "
             f"{_p(b['retained_mean'])} ± {_p(b['retained_std'])} |"
             + (f" {_f(b['fid_mean'])} ± {_f(b['fid_std'])} |" if cls else "")
+            + (f" {_p(b['relearned_mean'])} ± {_p(b['relearned_std'])} |" if k else "")
             + f" {_f(b['seconds_mean'])} ± {_f(b['seconds_std'])} |"
         )
 
@@ -544,8 +591,9 @@ def write_tables(args, out: Path, curves: dict, points: dict, held: dict, failed
     lines += [
         "| concept | method | erased (%) mean ± std | erased pooled (95 % CI) | retained (%) ↑ |"
         + fid_head
+        + back_head
         + " time (s) |",
-        "|---|---|---|---|---|" + ("---|" if cls else "") + "---|",
+        "|---|---|---|---|---|" + ("---|" if cls else "") + ("---|" if k else "") + "---|",
     ]
     for c in args.held_out:
         for label, h in held.items():

