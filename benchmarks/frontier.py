@@ -274,7 +274,7 @@ def run_job(job: dict) -> dict:
                 from erase.cli.erase_concept import main
             main(job["argv"])
         metrics = json.loads((run_dir / "metrics.json").read_text())
-        row = numbers(job["task"], metrics)
+        row = {**numbers(job["task"], metrics), "steplog": steplog_summary(run_dir)}
         if job["ua_samples"]:
             missed, n = many_sample_ua(job, job["ua_samples"])
             row.update(ua_missed=missed, ua_n=n, erased=missed / n)
@@ -310,6 +310,38 @@ def numbers(task: str, m: dict) -> dict:
         "other_styles": other_styles,
         "fid": None,
         "seconds": m.get("erasure_seconds", float("nan")),
+    }
+
+
+def steplog_summary(run_dir: Path) -> dict | None:
+    """What the run's step log says about its gradients: mean cos(∇L_f, ∇L_r) (at the look-ahead
+    point θ' for ``lur``, at θ for the others) over the first and the second half of training,
+    the share of steps where it is negative, the mean update norm, and the losses at the end
+    (means over the last 20 steps). ``None`` when the run has no step log (``uce``)."""
+    path = Path(run_dir) / "step_log.json"
+    if not path.is_file():
+        return None
+    rows = json.loads(path.read_text())
+    if not rows:
+        return None
+
+    def mean(key, part):
+        xs = [r[key] for r in part if isinstance(r.get(key), (int, float)) and r[key] == r[key]]
+        return statistics.mean(xs) if xs else None
+
+    half = len(rows) // 2
+    coses = [r["cos"] for r in rows if isinstance(r.get("cos"), (int, float))]
+    return {
+        "steps": len(rows),
+        "cos_first_half": mean("cos", rows[:half]),
+        "cos_second_half": mean("cos", rows[half:]),
+        "cos_negative_share": sum(c < 0 for c in coses) / len(coses) if coses else None,
+        "grad_norm": mean("grad_norm", rows),
+        "grad_norm_forget": mean("grad_norm_forget", rows),
+        "grad_norm_retain": mean("grad_norm_retain", rows),
+        "loss_forget_end": mean("loss_forget", rows[-20:]),
+        "loss_retain_end": mean("loss_retain_lookahead", rows[-20:])
+        or mean("loss_retain", rows[-20:]),
     }
 
 
@@ -399,12 +431,24 @@ class Pool:
             self.pool.shutdown()
 
 
+def _read_result(run_dir: Path) -> dict:
+    """A finished job's result; one written before results carried the step-log summary gets
+    it added from the run's step log when that is still there."""
+    result = json.loads((run_dir / "result.json").read_text())
+    if "steplog" not in result and (run_dir / "step_log.json").is_file():
+        from erase.io import atomic_write_json
+
+        result["steplog"] = steplog_summary(run_dir)
+        atomic_write_json(run_dir / "result.json", result)
+    return result
+
+
 def run_all(jobs: list[dict], pool: Pool) -> list[dict]:
     """Every job on ``pool``; finished ones are read back instead of run."""
     results, todo = [], []
     for j in jobs:
         if _done(j):
-            results.append(json.loads((Path(j["run_dir"]) / "result.json").read_text()))
+            results.append(_read_result(Path(j["run_dir"])))
         else:
             todo.append(j)
     if todo:
@@ -454,10 +498,44 @@ def sweep_curves(results: list[dict], labels) -> dict:
                     "concepts": sorted(r["job"]["concept"] for r in rs),
                     **{k: _mean([r[k] for r in rs]) for k in ("erased", "retained", "seconds")},
                     "fid": _mean([r.get("fid") for r in rs]),
+                    "steplog": _steplog_mean([r.get("steplog") for r in rs]),
                 }
             )
         curves[label] = pts
     return curves
+
+
+STEPLOG_KEYS = [
+    ("cos_first_half", "cos, 1st half"),
+    ("cos_second_half", "cos, 2nd half"),
+    ("cos_negative_share", "steps cos < 0"),
+    ("grad_norm", "‖g‖"),
+    ("loss_forget_end", "L_f at end"),
+    ("loss_retain_end", "L_r at end"),
+]
+
+
+def _steplog_mean(logs: list) -> dict | None:
+    logs = [g for g in logs if g]
+    if not logs:
+        return None
+    return {k: _mean([g.get(k) for g in logs]) for k, _ in STEPLOG_KEYS}
+
+
+def steplog_table(curves: dict) -> list[str]:
+    """The step logs of the sweep runs, per method and knob value (means over the tuning
+    concepts): where the variants of ``lur`` differ in how forget and retain gradients meet."""
+    lines = [
+        "| method | value | " + " | ".join(h for _, h in STEPLOG_KEYS) + " |",
+        "|---|---|" + "---|" * len(STEPLOG_KEYS),
+    ]
+    for label, pts in curves.items():
+        for pt in pts:
+            g = pt.get("steplog")
+            if g:
+                cells = [_f(g[k]) if "share" not in k else _p(g[k]) for k, _ in STEPLOG_KEYS]
+                lines.append(f"| {label} | {_fmt_value(pt['value'])} | " + " | ".join(cells) + " |")
+    return lines if len(lines) > 2 else []
 
 
 def choose(points: list[dict], target: float = ERASED_TARGET) -> dict | None:
@@ -551,6 +629,20 @@ def write_tables(args, out: Path, curves: dict, points: dict, held: dict, failed
                 + (f" {_f(pt['fid'])} |" if cls else "")
                 + f" {_f(pt['seconds'])} |"
             )
+    steplog = steplog_table(curves)
+    if steplog:
+        lines += [
+            "",
+            "## What the step logs say (sweep runs, means over the tuning concepts)",
+            "",
+            "cos = cos(∇L_f, ∇L_r) as each method logs it: at the look-ahead point θ' for `lur` "
+            "(every step), at θ for the others; 'steps cos < 0': the share of logged steps where "
+            "the two gradients oppose; ‖g‖: the norm of the combined gradient the optimizer "
+            "steps on; L_f, L_r: the losses over the last 20 steps (L_r after the look-ahead "
+            "for `lur`).",
+            "",
+            *steplog,
+        ]
     lines += [
         "",
         "## Held out, at each method's operating point",

@@ -196,6 +196,10 @@ def _frontier_smoke(out: Path, task: str, methods: set) -> None:
     md = (out / task / "frontier.md").read_text()
     assert all(f"| **{m}** |" in md for m in methods) and "time (s)" in md
     assert "relearning steps (%)" in md
+    # the step logs of the sweep runs are summarised (cos of the forget and retain gradients)
+    log = data["sweep"]["lur"][0]["steplog"]
+    assert -1 <= log["cos_first_half"] <= 1 and log["loss_forget_end"] > 0
+    assert "What the step logs say" in md
     assert (out / task / "frontier.png").stat().st_size > 1000
 
 
