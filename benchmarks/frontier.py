@@ -242,11 +242,13 @@ def sweep_jobs(args, out: Path) -> list[dict]:
 
 
 def heldout_jobs(args, out: Path, points: dict) -> list[dict]:
+    """Seed by seed: a run stopped part-way has compared every method on every held-out
+    concept with the first seed(s) rather than a few methods with all seeds."""
     return [
         make_job(args, out, "heldout", label, concept, points[label]["value"], seed)
+        for seed in args.seeds
         for label in args.labels
         for concept in args.held_out
-        for seed in args.seeds
     ]
 
 
