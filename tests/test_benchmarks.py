@@ -226,3 +226,63 @@ def test_every_benchmark_has_a_smoke_run():
         assert "--smoke" in path.read_text(), f"{path.name} has no --smoke mode"
         smoked = [t for t in elsewhere if path.stem in t and "--smoke" in t]
         assert path.stem in tested or smoked, f"no test runs {path.name} --smoke"
+
+
+# -- the frontier's rule, order and step-log summary (no runs) --------------------------------
+
+
+def _frontier_module(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCH))
+    spec = importlib.util.spec_from_file_location("bench_frontier_rule", BENCH / "frontier.py")
+    mod = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, mod)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_frontier_rule_picks_best_retention_among_erasing_points(monkeypatch):
+    fr = _frontier_module(monkeypatch)
+    pts = [
+        {"value": 0.25, "erased": 1.00, "retained": 0.96},
+        {"value": 1.0, "erased": 0.96, "retained": 0.98},  # erases enough, keeps most
+        {"value": 2.0, "erased": 0.90, "retained": 0.99},  # keeps more, erases too little
+    ]
+    pick = fr.choose(pts)
+    assert pick["value"] == 1.0 and not pick["fallback"]
+    # nothing reaches 95 %: the most erased point, marked as a fallback
+    pick = fr.choose([{**p, "erased": p["erased"] - 0.2} for p in pts])
+    assert pick["value"] == 0.25 and pick["fallback"]
+    assert fr.choose([]) is None
+
+
+def test_frontier_held_out_runs_go_seed_by_seed(monkeypatch, tmp_path):
+    fr = _frontier_module(monkeypatch)
+    args = fr.parse_args(["--task", "class", "--methods", "lur", "joint"])
+    points = {"lur": {"value": 0.5}, "joint": {"value": 1.0}}
+    jobs = fr.heldout_jobs(args, tmp_path, points)
+    assert len(jobs) == 2 * 6 * 3
+    seeds = [j["seed"] for j in jobs]
+    assert seeds == sorted(seeds)  # every method and digit with seed 0 before any seed 1
+    first = jobs[: 2 * 6]
+    assert {(j["label"], j["concept"]) for j in first} == {
+        (m, d) for m in ("lur", "joint") for d in ("0", "3", "5", "6", "8", "9")
+    }
+    assert all(j["relearn_steps"] == 10 and j["ua_samples"] == 300 for j in jobs)
+    assert jobs[0]["argv"][-2:] == ["--retain_weight", "0.5"]
+
+
+def test_frontier_steplog_summary(monkeypatch, tmp_path):
+    import json
+
+    fr = _frontier_module(monkeypatch)
+    rows = [
+        {"step": s + 1, "cos": c, "grad_norm": 2.0, "loss_forget": f, "loss_retain": 0.1}
+        for s, (c, f) in enumerate([(-0.5, 0.4), (-0.1, 0.3), (0.2, 0.2), (0.4, 0.1)])
+    ]
+    (tmp_path / "step_log.json").write_text(json.dumps(rows))
+    g = fr.steplog_summary(tmp_path)
+    assert g["steps"] == 4 and g["cos_negative_share"] == 0.5
+    assert g["cos_first_half"] == pytest.approx(-0.3)
+    assert g["cos_second_half"] == pytest.approx(0.3)
+    assert g["loss_forget_end"] == pytest.approx(0.25) and g["loss_retain_end"] == 0.1
+    assert fr.steplog_summary(tmp_path / "missing") is None
