@@ -166,6 +166,12 @@ def parse_args(argv=None):
     )
     p.add_argument("--dry_run", action="store_true", help="list the jobs and estimate the time")
     p.add_argument(
+        "--report_only",
+        action="store_true",
+        help="run nothing: write the tables and plot from the runs finished so far (a partial "
+        "comparison says how many runs are still missing)",
+    )
+    p.add_argument(
         "--smoke",
         action="store_true",
         help=SMOKE_HELP + " (one tuning and one held-out concept, 2 knob values, 1 seed)",
@@ -316,10 +322,12 @@ def numbers(task: str, m: dict) -> dict:
 
 
 def steplog_summary(run_dir: Path) -> dict | None:
-    """What the run's step log says about its gradients: mean cos(∇L_f, ∇L_r) (at the look-ahead
-    point θ' for ``lur``, at θ for the others) over the first and the second half of training,
-    the share of steps where it is negative, the mean update norm, and the losses at the end
-    (means over the last 20 steps). ``None`` when the run has no step log (``uce``)."""
+    """What the run's step log says about its gradients: cos(∇L_f, ∇L_r) at θ (every step for
+    the other methods, every ``--monitor_every`` steps for ``lur``) and the share of those steps
+    where the two oppose; for ``lur`` also the cosine with the retain gradient after the
+    look-ahead (θ'), over the first and the second half of training; the mean norm of the
+    gradient stepped on; the losses over the last 20 steps. ``None`` without a step log
+    (``uce``)."""
     path = Path(run_dir) / "step_log.json"
     if not path.is_file():
         return None
@@ -332,12 +340,17 @@ def steplog_summary(run_dir: Path) -> dict | None:
         return statistics.mean(xs) if xs else None
 
     half = len(rows) // 2
-    coses = [r["cos"] for r in rows if isinstance(r.get("cos"), (int, float))]
+    lookahead = any("cos_at_theta" in r for r in rows)  # lur logs cos at θ' as "cos"
+    theta_key = "cos_at_theta" if lookahead else "cos"
+    at_theta = [r[theta_key] for r in rows if isinstance(r.get(theta_key), (int, float))]
     return {
         "steps": len(rows),
-        "cos_first_half": mean("cos", rows[:half]),
-        "cos_second_half": mean("cos", rows[half:]),
-        "cos_negative_share": sum(c < 0 for c in coses) / len(coses) if coses else None,
+        "cos_theta": statistics.mean(at_theta) if at_theta else None,
+        "cos_theta_negative_share": (
+            sum(c < 0 for c in at_theta) / len(at_theta) if at_theta else None
+        ),
+        "cos_lookahead_first_half": mean("cos", rows[:half]) if lookahead else None,
+        "cos_lookahead_second_half": mean("cos", rows[half:]) if lookahead else None,
         "grad_norm": mean("grad_norm", rows),
         "grad_norm_forget": mean("grad_norm_forget", rows),
         "grad_norm_retain": mean("grad_norm_retain", rows),
@@ -434,14 +447,17 @@ class Pool:
 
 
 def _read_result(run_dir: Path) -> dict:
-    """A finished job's result; one written before results carried the step-log summary gets
-    it added from the run's step log when that is still there."""
+    """A finished job's result. While the run's step log is still there its summary is taken
+    afresh (results written by an older summary are brought up to date); a checkout that
+    holds only ``result.json`` keeps the stored one."""
     result = json.loads((run_dir / "result.json").read_text())
-    if "steplog" not in result and (run_dir / "step_log.json").is_file():
-        from erase.io import atomic_write_json
+    if (run_dir / "step_log.json").is_file():
+        summary = steplog_summary(run_dir)
+        if result.get("steplog") != summary:
+            from erase.io import atomic_write_json
 
-        result["steplog"] = steplog_summary(run_dir)
-        atomic_write_json(run_dir / "result.json", result)
+            result["steplog"] = summary
+            atomic_write_json(run_dir / "result.json", result)
     return result
 
 
@@ -453,7 +469,7 @@ def run_all(jobs: list[dict], pool: Pool) -> list[dict]:
             results.append(_read_result(Path(j["run_dir"])))
         else:
             todo.append(j)
-    if todo:
+    if todo and pool is not None:
         for k, r in enumerate(pool.map(todo), 1):
             j = r["job"]
             name = Path(j["run_dir"]).name
@@ -508,9 +524,10 @@ def sweep_curves(results: list[dict], labels) -> dict:
 
 
 STEPLOG_KEYS = [
-    ("cos_first_half", "cos, 1st half"),
-    ("cos_second_half", "cos, 2nd half"),
-    ("cos_negative_share", "steps cos < 0"),
+    ("cos_theta", "cos at θ"),
+    ("cos_theta_negative_share", "cos at θ < 0 (% of steps)"),
+    ("cos_lookahead_first_half", "cos at θ', 1st half"),
+    ("cos_lookahead_second_half", "cos at θ', 2nd half"),
     ("grad_norm", "‖g‖"),
     ("loss_forget_end", "L_f at end"),
     ("loss_retain_end", "L_r at end"),
@@ -604,6 +621,17 @@ def _f(x):
     return "–" if x is None or x != x else f"{x:.2f}"
 
 
+def _pending_note(pending: dict | None) -> list[str]:
+    if not pending or not (pending["sweep"] or pending["held_out"]):
+        return []
+    return [
+        f"**Partial comparison**: {pending['sweep']} of {pending['sweep_total']} sweep runs and "
+        f"{pending['held_out']} of {pending['held_out_total']} held-out runs are not done yet "
+        "(held-out runs go seed by seed). The same command resumes them.",
+        "",
+    ]
+
+
 def write_tables(args, out: Path, curves: dict, points: dict, held: dict, failed: list) -> str:
     cls = args.task == "class"
     fid_head = " digits-FID ↓ |" if cls else ""
@@ -617,6 +645,7 @@ def write_tables(args, out: Path, curves: dict, points: dict, held: dict, failed
         + RULE.format(100 * ERASED_TARGET)
         + ".",
         "",
+        *_pending_note(getattr(args, "pending", None)),
         "## Sweep on the tuning concepts (means over them)",
         "",
         "| method | knob | value | erased (%) ↑ | retained (%) ↑ |" + fid_head + " time (s) |",
@@ -637,11 +666,12 @@ def write_tables(args, out: Path, curves: dict, points: dict, held: dict, failed
             "",
             "## What the step logs say (sweep runs, means over the tuning concepts)",
             "",
-            "cos = cos(∇L_f, ∇L_r) as each method logs it: at the look-ahead point θ' for `lur` "
-            "(every step), at θ for the others; 'steps cos < 0': the share of logged steps where "
-            "the two gradients oppose; ‖g‖: the norm of the combined gradient the optimizer "
-            "steps on; L_f, L_r: the losses over the last 20 steps (L_r after the look-ahead "
-            "for `lur`).",
+            "cos at θ: cos(∇L_f(θ), ∇L_r(θ)), logged every step by the other methods and "
+            "every 10th by `lur`, with the share of those steps where the two gradients "
+            "oppose; cos at θ': `lur`'s cos(∇L_f(θ), ∇L_r(θ')), the retain gradient after the "
+            "look-ahead, every step; ‖g‖: the norm of the combined gradient the optimizer steps "
+            "on; L_f, L_r: the losses over the last 20 steps (L_r after the look-ahead for "
+            "`lur`).",
             "",
             *steplog,
         ]
@@ -680,6 +710,7 @@ def write_tables(args, out: Path, curves: dict, points: dict, held: dict, failed
     for label, h in held.items():
         pt = points[label]
         desc = f"{pt['knob']} {_fmt_value(pt['value'])}" + (" (fallback)" if pt["fallback"] else "")
+        desc += f", {h['all']['runs']} runs"
         lines.append(held_row(f"**{label}**", desc, h["all"]))
     lines += ["", "Per held-out concept:", ""]
     lines += [
@@ -832,9 +863,10 @@ def main(argv=None):
     from erase.io import atomic_write_json, atomic_write_text
 
     t0 = time.time()
-    pool = Pool(args.jobs)
+    pool = None if args.report_only else Pool(args.jobs)
     try:
-        sweep = run_all(sweep_jobs(args, out), pool)
+        sweep_list = sweep_jobs(args, out)
+        sweep = run_all(sweep_list, pool)
         curves = sweep_curves(sweep, args.labels)
         points = {label: choose(pts) for label, pts in curves.items()}
         missing = [label for label, pt in points.items() if pt is None]
@@ -842,11 +874,19 @@ def main(argv=None):
             print(f"{label}: every sweep run failed; no held-out runs", flush=True)
         labels = {k: v for k, v in args.labels.items() if points.get(k) is not None}
         args.labels = labels
-        held_results = run_all(heldout_jobs(args, out, points), pool)
+        held_list = heldout_jobs(args, out, points)
+        held_results = run_all(held_list, pool)
     finally:
-        pool.close()
+        if pool is not None:
+            pool.close()
     held = heldout_summary(held_results, labels)
     failed = [r for r in sweep + held_results if "error" in r]
+    args.pending = {
+        "sweep": sum(not _done(j) for j in sweep_list),
+        "sweep_total": len(sweep_list),
+        "held_out": sum(not _done(j) for j in held_list),
+        "held_out_total": len(held_list),
+    }
     md = write_tables(args, out, curves, {k: points[k] for k in labels}, held, failed)
     atomic_write_text(out / "frontier.md", md)
     atomic_write_json(
@@ -866,6 +906,7 @@ def main(argv=None):
             "held_out_results": held,
             "runs": [r for r in sweep + held_results if "error" not in r],
             "failed": [{"run": r["job"]["run_dir"], "error": r["error"]} for r in failed],
+            "pending": args.pending,
             "wall_seconds": round(time.time() - t0, 1),
         },
     )

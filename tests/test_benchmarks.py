@@ -198,7 +198,8 @@ def _frontier_smoke(out: Path, task: str, methods: set) -> None:
     assert "relearning steps (%)" in md
     # the step logs of the sweep runs are summarised (cos of the forget and retain gradients)
     log = data["sweep"]["lur"][0]["steplog"]
-    assert -1 <= log["cos_first_half"] <= 1 and log["loss_forget_end"] > 0
+    assert -1 <= log["cos_lookahead_first_half"] <= 1 and -1 <= log["cos_theta"] <= 1
+    assert log["loss_forget_end"] > 0
     assert "What the step logs say" in md
     assert (out / task / "frontier.png").stat().st_size > 1000
 
@@ -281,8 +282,14 @@ def test_frontier_steplog_summary(monkeypatch, tmp_path):
     ]
     (tmp_path / "step_log.json").write_text(json.dumps(rows))
     g = fr.steplog_summary(tmp_path)
-    assert g["steps"] == 4 and g["cos_negative_share"] == 0.5
-    assert g["cos_first_half"] == pytest.approx(-0.3)
-    assert g["cos_second_half"] == pytest.approx(0.3)
+    assert g["steps"] == 4 and g["cos_theta_negative_share"] == 0.5
+    assert g["cos_theta"] == pytest.approx(0.0) and g["cos_lookahead_first_half"] is None
+    # lur: "cos" is at the look-ahead point, "cos_at_theta" every few steps at θ
+    rows[0]["cos_at_theta"], rows[2]["cos_at_theta"] = 0.5, 0.7
+    (tmp_path / "step_log.json").write_text(json.dumps(rows))
+    g = fr.steplog_summary(tmp_path)
+    assert g["cos_theta"] == pytest.approx(0.6) and g["cos_theta_negative_share"] == 0
+    assert g["cos_lookahead_first_half"] == pytest.approx(-0.3)
+    assert g["cos_lookahead_second_half"] == pytest.approx(0.3)
     assert g["loss_forget_end"] == pytest.approx(0.25) and g["loss_retain_end"] == 0.1
     assert fr.steplog_summary(tmp_path / "missing") is None
