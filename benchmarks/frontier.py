@@ -756,13 +756,23 @@ def plot(args, path: Path, curves: dict, held: dict) -> None:
     fig, axes = plt.subplots(
         1, len(axes_y) + 1, figsize=(5.2 * (len(axes_y) + 1), 4.4), squeeze=False
     )
-    colors = plt.get_cmap("tab20").colors
+    colors = plt.get_cmap("tab10").colors
+    markers = "osD^vP*Xhp<>"
     for i, (key, ylabel) in enumerate(axes_y):
         ax = axes[0][i]
         for k, (label, pts) in enumerate(curves.items()):
             xs = [100 * p["erased"] for p in pts]
             ys = [p[key] * (100 if key == "retained" else 1) for p in pts]
-            ax.plot(xs, ys, "o-", color=colors[k % 20], label=label, ms=4)
+            ax.plot(xs, ys, "-", marker=markers[k % 12], color=colors[k % 10], label=label, ms=4)
+            for x, y, p in zip(xs, ys, pts):  # the knob value next to its point
+                ax.annotate(
+                    _fmt_value(p["value"]),
+                    (x, y),
+                    fontsize=6,
+                    color=colors[k % 10],
+                    xytext=(3, 2),
+                    textcoords="offset points",
+                )
         ax.axvline(100 * ERASED_TARGET, color="grey", ls=":", lw=1)
         ax.set_xlabel("erased share (%), tuning concepts")
         ax.set_ylabel(ylabel)
@@ -776,8 +786,8 @@ def plot(args, path: Path, curves: dict, held: dict) -> None:
             [100 * b["retained_mean"]],
             xerr=[[x - 100 * lo], [100 * hi - x]],
             yerr=[100 * b["retained_std"]],
-            fmt="s",
-            color=colors[list(curves).index(label) % 20] if label in curves else colors[k % 20],
+            fmt=markers[(list(curves).index(label) if label in curves else k) % 12],
+            color=colors[(list(curves).index(label) if label in curves else k) % 10],
             label=label,
             capsize=3,
         )
