@@ -197,3 +197,21 @@ def assert_same_pixels(a, b, levels: int = 1) -> None:
     assert float_diff < 0.5 / 127.5, f"max |Δ| {float_diff} is half an 8-bit step or more"
     level_diff = int((to_u8(a) - to_u8(b)).abs().max())
     assert level_diff <= levels, f"8-bit images differ by {level_diff} levels"
+
+
+def run_benchmark_smoke(name: str, *args, timeout: float = 600) -> subprocess.CompletedProcess:
+    """``python benchmarks/NAME.py --smoke ARGS`` as a user launches it; it must exit 0
+    without a traceback."""
+    res = subprocess.run(
+        [sys.executable, str(REPO / "benchmarks" / f"{name}.py"), "--smoke", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=cli_env(),
+        timeout=timeout,
+    )
+    assert res.returncode == 0, (
+        f"{name}.py --smoke failed:\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}"
+    )
+    assert "Traceback" not in res.stderr, res.stderr[-3000:]
+    return res

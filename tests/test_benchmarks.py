@@ -13,13 +13,19 @@ BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 SCRIPTS = sorted(p for p in BENCH.glob("*.py") if not p.name.startswith("_"))
 
 
-@pytest.mark.parametrize("path", SCRIPTS, ids=[p.stem for p in SCRIPTS])
-def test_benchmark_imports_and_parses_its_defaults(path, monkeypatch):
+def _load_benchmark(path: Path, monkeypatch):
+    """Import ``benchmarks/NAME.py`` as a module, with benchmarks/ on the path as when run."""
     monkeypatch.syspath_prepend(str(BENCH))
     spec = importlib.util.spec_from_file_location(f"bench_{path.stem}", path)
     mod = importlib.util.module_from_spec(spec)
     monkeypatch.setitem(sys.modules, spec.name, mod)
     spec.loader.exec_module(mod)
+    return mod
+
+
+@pytest.mark.parametrize("path", SCRIPTS, ids=[p.stem for p in SCRIPTS])
+def test_benchmark_imports_and_parses_its_defaults(path, monkeypatch):
+    mod = _load_benchmark(path, monkeypatch)
     assert callable(mod.main)
     if hasattr(mod, "parse_args"):
         args = mod.parse_args([])
@@ -33,22 +39,9 @@ def test_benchmark_imports_and_parses_its_defaults(path, monkeypatch):
 
 
 def _bench(name: str, *args, timeout: float = 600) -> None:
-    import subprocess
+    from helpers import run_benchmark_smoke
 
-    from helpers import REPO, cli_env
-
-    res = subprocess.run(
-        [sys.executable, str(BENCH / f"{name}.py"), "--smoke", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=cli_env(),
-        timeout=timeout,
-    )
-    assert res.returncode == 0, (
-        f"{name}.py --smoke failed:\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}"
-    )
-    assert "Traceback" not in res.stderr, res.stderr[-3000:]
+    run_benchmark_smoke(name, *args, timeout=timeout)
 
 
 def _json(path: Path):
@@ -233,12 +226,7 @@ def test_every_benchmark_has_a_smoke_run():
 
 
 def _frontier_module(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCH))
-    spec = importlib.util.spec_from_file_location("bench_frontier_rule", BENCH / "frontier.py")
-    mod = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, spec.name, mod)
-    spec.loader.exec_module(mod)
-    return mod
+    return _load_benchmark(BENCH / "frontier.py", monkeypatch)
 
 
 def test_frontier_rule_picks_best_retention_among_erasing_points(monkeypatch):

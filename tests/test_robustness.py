@@ -12,24 +12,14 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import REPO, cli_env, max_abs_diff
+from helpers import REPO, max_abs_diff, run_benchmark_smoke
 
 BENCH = REPO / "benchmarks"
 LR = 1e-4  # erase_class's default learning rate
 
 
 def _bench(name: str, *args) -> subprocess.CompletedProcess:
-    res = subprocess.run(
-        [sys.executable, str(BENCH / f"{name}.py"), "--smoke", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-        env=cli_env(),
-        timeout=600,
-    )
-    assert res.returncode == 0, f"{name}.py --smoke:\n{res.stdout[-2000:]}\n{res.stderr[-3000:]}"
-    assert "Traceback" not in res.stderr, res.stderr[-3000:]
-    return res
+    return run_benchmark_smoke(name, *args)
 
 
 @pytest.fixture(scope="module")
