@@ -828,12 +828,19 @@ def estimate_job(job: dict, measured: dict) -> float:
 
 def dry_run(args, out: Path) -> None:
     sweep = sweep_jobs(args, out)
-    # held-out knob values are chosen after the sweep; the listing shows each grid's middle
-    mid = {
+    # a method whose sweep has finished gets its chosen knob value; the others are listed at
+    # their grid's middle until their sweep is done
+    points = {
         lab: {"value": args.grids[k][len(args.grids[k]) // 2]}
         for lab, (_, _, k) in args.labels.items()
     }
-    held = heldout_jobs(args, out, mid)
+    finished = {lab for lab in args.labels if all(_done(j) for j in sweep if j["label"] == lab)}
+    curves = sweep_curves(run_all([j for j in sweep if j["label"] in finished], None), args.labels)
+    for lab in finished:
+        chosen = choose(curves.get(lab, []))
+        if chosen is not None:
+            points[lab] = chosen
+    held = heldout_jobs(args, out, points)
     measured = {}
     for j in sweep + held:
         f = Path(j["run_dir"]) / "result.json"

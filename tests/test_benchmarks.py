@@ -281,3 +281,27 @@ def test_frontier_steplog_summary(monkeypatch, tmp_path):
     assert g["cos_lookahead_second_half"] == pytest.approx(0.3)
     assert g["loss_forget_end"] == pytest.approx(0.25) and g["loss_retain_end"] == 0.1
     assert fr.steplog_summary(tmp_path / "missing") is None
+
+
+def test_frontier_dry_run_lists_held_out_runs_at_the_chosen_knob_value(
+    monkeypatch, tmp_path, capsys
+):
+    """Once a method's sweep is done, the listing (and its time estimate) uses the value the
+    rule picks, not the grid's middle."""
+    import json
+
+    fr = _frontier_module(monkeypatch)
+    args = fr.parse_args(["--task", "class", "--methods", "lur", "joint"])
+    for job in fr.sweep_jobs(args, tmp_path):
+        if job["label"] != "lur":
+            continue  # joint's sweep has not run
+        erased = 0.97 if job["value"] <= 0.5 else 0.80  # 0.5: the last value erasing ≥ 95 %
+        run = Path(job["run_dir"])
+        run.mkdir(parents=True)
+        result = {"job": job, "erased": erased, "retained": 0.9 + job["value"] / 100}
+        (run / "result.json").write_text(json.dumps({**result, "seconds": 1, "job_seconds": 2}))
+    fr.dry_run(args, tmp_path)
+    listing = capsys.readouterr().out
+    assert "0-lur-lambda0.5-seed0" in listing and "0-lur-lambda1-seed0" not in listing
+    middle = fr._fmt_value(args.grids["lambda"][len(args.grids["lambda"]) // 2])
+    assert f"0-joint-lambda{middle}-seed0" in listing
