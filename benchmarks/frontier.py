@@ -201,6 +201,7 @@ def parse_args(argv=None):
         smoke = CLASS_SMOKE if args.task == "class" else CONCEPT_SMOKE
         args.extra = smoke + args.extra
         args.sweep_eval = args.heldout_eval = []
+        args.relearn_steps = min(args.relearn_steps, 2)
     return args
 
 
@@ -397,25 +398,23 @@ def many_sample_ua(job: dict, n: int) -> tuple[int, int]:
     return int((pred != want).sum()), n
 
 
-RELEARN_SMOKE = ["--relearn_images", "2", "--relearn_batch", "2", "--num_inference_steps", "2"]
-
-
 def relearn_share(job: dict) -> dict:
     """The robustness column: ``eval/attack.py RUN --attack relearn`` (its defaults: 32 images,
     lr 1e-4; 50 judged class samples, or the first 5 forget prompts × seeds 0 and 1) stopped
     after ``relearn_steps`` steps; the share of judged images that show the concept again,
-    before and after."""
-    from erase.cli import attack
+    before and after. Run through ``robustness.attack_run``, like the comparison benchmarks'
+    ``--attacks``; always afresh, since the job that asks for it is being (re)computed."""
+    import shutil
+
+    from robustness import attack_run
 
     run_dir, steps = Path(job["run_dir"]), job["relearn_steps"]
     cls = job["task"] == "class"
-    argv = [str(run_dir), "--forget_class" if cls else "--concept", job["concept"]]
-    argv += ["--attack", "relearn", "--relearn_steps", str(steps), "--seed", "0"]
-    argv += ["--output_dir", str(run_dir / "attack-relearn"), "--overwrite"]
-    argv += [] if cls else ["--max_prompts", "5"]
-    if job.get("smoke"):
-        argv += RELEARN_SMOKE + (["--samples", "2"] if cls else ["--max_prompts", "1"])
-    result = attack.run(attack.parse_args(argv))
+    target = ["--forget_class" if cls else "--concept", job["concept"]]
+    extra = ["--relearn_steps", str(steps)]
+    extra += [] if cls or job.get("smoke") else ["--max_prompts", "5"]
+    shutil.rmtree(run_dir / "attack-relearn", ignore_errors=True)
+    result = attack_run(run_dir, "relearn", target, 0, bool(job.get("smoke")), extra)
     curve = {p["steps"]: p["share"] for p in result["curve"]}
     return {"relearn_before": curve[0], "relearned": curve[steps], "relearn_n": result["n"]}
 

@@ -95,10 +95,13 @@ def _attack(model, out: Path, flags: list[str]):
     return attack.run(attack.parse_args([model, "--output_dir", str(out), "--overwrite", *flags]))
 
 
-def attack_run(run_dir: Path, attack: str, target: list[str], seed: int, smoke: bool) -> dict:
+def attack_run(
+    run_dir: Path, attack: str, target: list[str], seed: int, smoke: bool, extra=()
+) -> dict:
     """``eval/attack.py RUN_DIR --attack A`` into ``RUN_DIR/attack-A`` (reused when there);
     ``target`` is ``["--forget_class", K]`` or ``["--concept", C]``. The comparison
-    benchmarks' ``--attacks`` use this; settings are the attack's defaults (smoke: tiny)."""
+    benchmarks' ``--attacks`` and the frontier's robustness column use this; settings are the
+    attack's defaults (smoke: tiny), then ``extra`` (the caller's flags win)."""
     flags = [*target, "--attack", attack, "--seed", str(seed)]
     if smoke:
         flags += (
@@ -106,7 +109,7 @@ def attack_run(run_dir: Path, attack: str, target: list[str], seed: int, smoke: 
         )
         flags += ["--samples", "2"] if target[0] == "--forget_class" else ["--max_prompts", "1"]
         flags += [] if target[0] == "--forget_class" else ["--seeds", "0"]
-    return _attack(str(run_dir), Path(run_dir) / f"attack-{attack}", flags)
+    return _attack(str(run_dir), Path(run_dir) / f"attack-{attack}", [*flags, *extra])
 
 
 def summarize_attacks(results: list[dict]) -> dict:
