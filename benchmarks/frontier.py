@@ -57,8 +57,9 @@ ERASED_TARGET = 0.95
 TUNING = {"class": ["1", "2", "4"], "concept": ["five", "outlined"]}
 HELD_OUT = {
     "class": ["0", "3", "5", "6", "8", "9"],
-    # every digit word but five/three, every style with a concept file but outlined/inverted
-    "concept": ["zero", "one", "two", "four", "six", "seven", "eight", "nine", "thick", "striped"],
+    # every digit word but five/three, every style with a concept file but outlined/inverted;
+    # the styles come early so that a comparison stopped part-way has both kinds
+    "concept": ["zero", "thick", "one", "striped", "two", "four", "six", "seven", "eight", "nine"],
 }
 # knob name → the flag it sets
 KNOBS = {
@@ -249,13 +250,13 @@ def sweep_jobs(args, out: Path) -> list[dict]:
 
 
 def heldout_jobs(args, out: Path, points: dict) -> list[dict]:
-    """Seed by seed: a run stopped part-way has compared every method on every held-out
-    concept with the first seed(s) rather than a few methods with all seeds."""
+    """Seed by seed, and within a seed concept by concept: a run stopped part-way has compared
+    every method on the same held-out concepts rather than a few methods on all of them."""
     return [
         make_job(args, out, "heldout", label, concept, points[label]["value"], seed)
         for seed in args.seeds
-        for label in args.labels
         for concept in args.held_out
+        for label in args.labels
     ]
 
 

@@ -252,6 +252,7 @@ def test_frontier_held_out_runs_go_seed_by_seed(monkeypatch, tmp_path):
     assert len(jobs) == 2 * 6 * 3
     seeds = [j["seed"] for j in jobs]
     assert seeds == sorted(seeds)  # every method and digit with seed 0 before any seed 1
+    assert [(j["label"], j["concept"]) for j in jobs[:2]] == [("lur", "0"), ("joint", "0")]
     first = jobs[: 2 * 6]
     assert {(j["label"], j["concept"]) for j in first} == {
         (m, d) for m in ("lur", "joint") for d in ("0", "3", "5", "6", "8", "9")
