@@ -142,24 +142,31 @@ def _erase(script: str, run_dir: Path, flags: list[str]) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
+def _erase_and_attack(args, out: Path, script: str, target, specs, erase_extra, attacks) -> None:
+    """The original model (unless ``--no_original``) and every method in ``specs``, each
+    erased with ``target`` + its knobs + ``erase_extra``, then attacked with each of
+    ``attacks`` (attack name → flags). Finished erasures and attacks are reused."""
+    for name, flags in [] if args.no_original else attacks.items():
+        _attack("embedded", out / "original" / f"attack-{name}", flags)
+    for spec in specs:
+        method, knobs = method_flags(spec)
+        run_dir = out / spec
+        flags = [*target, "--method", method, "--seed", str(args.seed), *knobs, *erase_extra]
+        _erase(script, run_dir, flags)
+        for name, attack_flags in attacks.items():
+            _attack(str(run_dir), run_dir / f"attack-{name}", attack_flags)
+
+
 def run_class(args, out: Path) -> None:
-    k = str(args.forget_class)
-    flags = ["--forget_class", k, "--attack", "relearn", "--samples", str(args.class_samples)]
+    target = ["--forget_class", str(args.forget_class)]
+    flags = [*target, "--attack", "relearn", "--samples", str(args.class_samples)]
     flags += ["--seed", str(args.seed), *_relearn_flags(args)]
     if args.smoke:
         flags += ["--num_inference_steps", "2"]
-    if not args.no_original:
-        _attack("embedded", out / "original" / "attack-relearn", flags)
-    for spec in args.class_methods:
-        method, knobs = method_flags(spec)
-        run_dir = out / spec
-        _erase(
-            "scripts/erase_class.py",
-            run_dir,
-            ["--forget_class", k, "--method", method, "--seed", str(args.seed), *knobs]
-            + ["--eval_samples_per_class", str(args.eval_samples_per_class), *args.class_extra],
-        )
-        _attack(str(run_dir), run_dir / "attack-relearn", flags)
+    extra = ["--eval_samples_per_class", str(args.eval_samples_per_class), *args.class_extra]
+    _erase_and_attack(
+        args, out, "scripts/erase_class.py", target, args.class_methods, extra, {"relearn": flags}
+    )
 
 
 def _prompt_flags(args, attack: str) -> list[str]:
@@ -173,20 +180,18 @@ def _prompt_flags(args, attack: str) -> list[str]:
 
 
 def run_concept(args, out: Path) -> None:
-    for attack in [] if args.no_original else args.attacks:
-        _attack("embedded", out / "original" / f"attack-{attack}", _prompt_flags(args, attack))
-    for spec in args.concept_methods:
-        method, knobs = method_flags(spec)
-        run_dir = out / spec
-        _erase(
-            "scripts/erase_concept.py",
-            run_dir,
-            ["--concept", args.concept, "--method", method, "--seed", str(args.seed), *knobs]
-            + ["--eval_images_per_class", str(args.eval_images_per_class)]
-            + ["--cache_dir", str(out / "cache"), *args.concept_extra],
-        )
-        for attack in args.attacks:
-            _attack(str(run_dir), run_dir / f"attack-{attack}", _prompt_flags(args, attack))
+    extra = ["--eval_images_per_class", str(args.eval_images_per_class)]
+    extra += ["--cache_dir", str(out / "cache"), *args.concept_extra]
+    attacks = {a: _prompt_flags(args, a) for a in args.attacks}
+    _erase_and_attack(
+        args,
+        out,
+        "scripts/erase_concept.py",
+        ["--concept", args.concept],
+        args.concept_methods,
+        extra,
+        attacks,
+    )
 
 
 def _read(path: Path) -> dict | None:
