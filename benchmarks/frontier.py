@@ -3,6 +3,7 @@
 
     python benchmarks/frontier.py --task class --output_dir runs/frontier
     python benchmarks/frontier.py --task concept --output_dir runs/frontier --dry_run
+    python benchmarks/frontier.py --task all --output_dir runs/frontier   # the whole comparison
 
 The comparison protocol of the design notes (§12), as one resumable command:
 
@@ -27,6 +28,8 @@ the concept runs share one latent cache (``OUT/concept/cache``), the original mo
 evaluation is cached by the scripts themselves. A job whose ``result.json`` exists is skipped,
 so an interrupted run resumes where it stopped. ``--dry_run`` lists every job and estimates
 the wall time; ``--lur_variants`` adds second-order, two-inner-step and retain-first ``lur``.
+``--task all`` is the whole comparison, class then concept (≈ 10.6 h on 2 cores, of which
+the class task ≈ 5 h: a long night).
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ RULE = (
 )
 ERASED_TARGET = 0.95
 
+TASKS = ("class", "concept")
 TUNING = {"class": ["1", "2", "4"], "concept": ["five", "outlined"]}
 HELD_OUT = {
     "class": ["0", "3", "5", "6", "8", "9"],
@@ -144,9 +148,16 @@ STEP_FACTOR = {
 }
 
 
-def parse_args(argv=None):
+def parse_args(argv=None, task: str | None = None):
+    """``task`` runs one task of ``--task all``: its methods are those of ``--methods`` that
+    the task has."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[1])
-    p.add_argument("--task", choices=["class", "concept"], default="class")
+    p.add_argument(
+        "--task",
+        choices=["class", "concept", "all"],
+        default="class",
+        help="all: the class comparison, then the concept one (the whole comparison)",
+    )
     p.add_argument("--output_dir", default="runs/frontier")
     p.add_argument("--methods", nargs="+", default=None, help="only these (labels)")
     p.add_argument(
@@ -181,12 +192,20 @@ def parse_args(argv=None):
     args = p.parse_args(argv)
     if args.ua_samples < 1 or args.jobs < 1 or args.relearn_steps < 0:
         p.error("--ua_samples and --jobs must be >= 1, --relearn_steps >= 0")
+    every_task = args.task == "all"
+    if every_task and task is None:
+        known = {m for t in TASKS for m in METHODS[t]} | set(LUR_VARIANTS)
+        unknown = set(args.methods or []) - known
+        if unknown:
+            p.error(f"unknown --methods {sorted(unknown)}; choose from {', '.join(sorted(known))}")
+        return args
+    args.task = task or args.task
     args.tuning, args.held_out = TUNING[args.task], HELD_OUT[args.task]
     labels = dict(METHODS[args.task])
     if args.lur_variants:
         labels.update(LUR_VARIANTS)
     if args.methods:
-        unknown = set(args.methods) - set(labels)
+        unknown = set() if every_task else set(args.methods) - set(labels)
         if unknown:
             p.error(f"unknown --methods {sorted(unknown)}; choose from {', '.join(labels)}")
         labels = {k: v for k, v in labels.items() if k in args.methods}
@@ -826,7 +845,9 @@ def estimate_job(job: dict, measured: dict) -> float:
     return t["startup"] + train + evaluation + t["ua_per_image"] * job["ua_samples"]
 
 
-def dry_run(args, out: Path) -> None:
+def dry_run(args, out: Path) -> tuple[float, float]:
+    """Lists the jobs and prints the time estimate; returns the seconds of work in all and
+    left (one thread)."""
     sweep = sweep_jobs(args, out)
     # a method whose sweep has finished gets its chosen knob value; the others are listed at
     # their grid's middle until their sweep is done
@@ -864,6 +885,7 @@ def dry_run(args, out: Path) -> None:
         f"{left:.0f} s left; at {args.jobs} at a time ≈ {left / args.jobs / 3600:.1f} h wall "
         f"time on {args.jobs} cores (mean {total / max(n, 1):.0f} s a job)."
     )
+    return total, left
 
 
 # -- main ---------------------------------------------------------------------------------------
@@ -871,10 +893,28 @@ def dry_run(args, out: Path) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
+    tasks = [parse_args(argv, t) for t in TASKS] if args.task == "all" else [args]
+    failed, work = False, [0.0, 0.0]
+    for one in tasks:
+        if not one.labels:
+            continue
+        print(f"# {one.task} task", flush=True)
+        if one.dry_run:
+            work = [a + b for a, b in zip(work, dry_run(one, Path(one.output_dir) / one.task))]
+        else:
+            failed |= run_task(one)
+    if args.dry_run and len(tasks) > 1:
+        total, left = (w / args.jobs / 3600 for w in work)
+        print(
+            f"\nevery task: ≈ {total:.1f} h wall time in all, {left:.1f} h left, {args.jobs} cores"
+        )
+    if failed:
+        sys.exit(1)
+
+
+def run_task(args) -> bool:
+    """One task's comparison; True when a run failed (the others still ran)."""
     out = Path(args.output_dir) / args.task
-    if args.dry_run:
-        dry_run(args, out)
-        return
     from _scripts import machine_record
 
     from erase.io import atomic_write_json, atomic_write_text
@@ -930,8 +970,7 @@ def main(argv=None):
     plot(args, out / "frontier.png", curves, held)
     print(md)
     print(f"wrote {out / 'frontier.md'}, frontier.json, frontier.png")
-    if failed:
-        sys.exit(1)
+    return bool(failed)
 
 
 if __name__ == "__main__":

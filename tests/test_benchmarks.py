@@ -306,3 +306,16 @@ def test_frontier_dry_run_lists_held_out_runs_at_the_chosen_knob_value(
     assert "0-lur-lambda0.5-seed0" in listing and "0-lur-lambda1-seed0" not in listing
     middle = fr._fmt_value(args.grids["lambda"][len(args.grids["lambda"]) // 2])
     assert f"0-joint-lambda{middle}-seed0" in listing
+
+
+def test_frontier_task_all_runs_each_task_with_its_own_methods(monkeypatch, tmp_path, capsys):
+    fr = _frontier_module(monkeypatch)
+    argv = ["--task", "all", "--methods", "uce", "lur", "--output_dir", str(tmp_path)]
+    assert set(fr.parse_args(argv, "class").labels) == {"lur"}  # uce has no class task
+    assert set(fr.parse_args(argv, "concept").labels) == {"uce", "lur"}
+    with pytest.raises(SystemExit):
+        fr.parse_args(["--task", "all", "--methods", "lur", "bogus"])
+    fr.main([*argv, "--dry_run"])
+    listing = capsys.readouterr().out
+    assert "# class task" in listing and "# concept task" in listing
+    assert "0-uce-" not in listing and "zero-uce-" in listing and "every task: ≈" in listing
