@@ -242,6 +242,10 @@ def test_frontier_rule_picks_best_retention_among_erasing_points(monkeypatch):
     pick = fr.choose([{**p, "erased": p["erased"] - 0.2} for p in pts])
     assert pick["value"] == 0.25 and pick["fallback"]
     assert fr.choose([]) is None
+    # exactly 95 % erased, as the runs store it (float32 19/20), meets the ≥ 95 % target
+    edge = [{"value": 1, "erased": 1.0, "retained": 0.5}]
+    edge += [{"value": 2, "erased": 0.949999999254942, "retained": 0.9}]
+    assert fr.choose(edge)["value"] == 2
 
 
 def test_frontier_held_out_runs_go_seed_by_seed(monkeypatch, tmp_path):
