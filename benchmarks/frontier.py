@@ -361,7 +361,9 @@ def steplog_summary(run_dir: Path) -> dict | None:
         return statistics.mean(xs) if xs else None
 
     half = len(rows) // 2
-    lookahead = any("cos_at_theta" in r for r in rows)  # lur logs cos at θ' as "cos"
+    # lur (any --meta_mode) logs a loss after the look-ahead, and then "cos" is taken at θ'
+    # and, every --monitor_every steps of the first-order mode, "cos_at_theta" at θ
+    lookahead = any(k.startswith("loss_") and k.endswith("_lookahead") for r in rows for k in r)
     theta_key = "cos_at_theta" if lookahead else "cos"
     at_theta = [r[theta_key] for r in rows if isinstance(r.get(theta_key), (int, float))]
     return {

@@ -278,6 +278,12 @@ def test_frontier_steplog_summary(monkeypatch, tmp_path):
     assert g["steps"] == 4 and g["cos_theta_negative_share"] == 0.5
     assert g["cos_theta"] == pytest.approx(0.0) and g["cos_lookahead_first_half"] is None
     # lur: "cos" is at the look-ahead point, "cos_at_theta" every few steps at θ
+    for r in rows:
+        r["loss_retain_lookahead"] = r.pop("loss_retain")
+    # second-order lur logs no cos at θ: its "cos" is at θ', not at θ
+    (tmp_path / "step_log.json").write_text(json.dumps(rows))
+    g = fr.steplog_summary(tmp_path)
+    assert g["cos_theta"] is None and g["cos_lookahead_first_half"] == pytest.approx(-0.3)
     rows[0]["cos_at_theta"], rows[2]["cos_at_theta"] = 0.5, 0.7
     (tmp_path / "step_log.json").write_text(json.dumps(rows))
     g = fr.steplog_summary(tmp_path)
