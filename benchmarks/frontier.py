@@ -776,23 +776,26 @@ def plot(args, path: Path, curves: dict, held: dict) -> None:
     axes_y = [("retained", "retained accuracy (%)")]
     if args.task == "class":
         axes_y.append(("fid", "digits-FID of the remaining digits"))
-    fig, axes = plt.subplots(
-        1, len(axes_y) + 1, figsize=(5.2 * (len(axes_y) + 1), 4.4), squeeze=False
-    )
-    colors = plt.get_cmap("tab10").colors
+    kept = [100 * h["all"]["retained_mean"] for h in held.values()]
+    # the methods that keep the rest crowd the top: a zoom on them when others fall far below
+    zoom = bool(kept) and max(kept) - min(kept) > 20 and sum(k >= 90 for k in kept) >= 2
+    n = len(axes_y) + 1 + zoom
+    fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.4), squeeze=False)
+    # tab10, then two more: with --lur_variants there are twelve methods
+    colors = [*plt.get_cmap("tab10").colors, "black", "goldenrod"]
     markers = "osD^vP*Xhp<>"
     for i, (key, ylabel) in enumerate(axes_y):
         ax = axes[0][i]
         for k, (label, pts) in enumerate(curves.items()):
             xs = [100 * p["erased"] for p in pts]
             ys = [p[key] * (100 if key == "retained" else 1) for p in pts]
-            ax.plot(xs, ys, "-", marker=markers[k % 12], color=colors[k % 10], label=label, ms=4)
+            ax.plot(xs, ys, "-", marker=markers[k % 12], color=colors[k % 12], label=label, ms=4)
             for x, y, p in zip(xs, ys, pts):  # the knob value next to its point
                 ax.annotate(
                     _fmt_value(p["value"]),
                     (x, y),
                     fontsize=6,
-                    color=colors[k % 10],
+                    color=colors[k % 12],
                     xytext=(3, 2),
                     textcoords="offset points",
                 )
@@ -800,20 +803,27 @@ def plot(args, path: Path, curves: dict, held: dict) -> None:
         ax.set_xlabel("erased share (%), tuning concepts")
         ax.set_ylabel(ylabel)
         ax.set_title(f"sweep: erased vs {key}")
-    ax = axes[0][-1]
+    ax = axes[0][len(axes_y)]
+    zoom_ax = axes[0][-1] if zoom else None
     for k, (label, h) in enumerate(held.items()):
         b = h["all"]
         x, (lo, hi) = 100 * b["erased_pooled"], b["erased_interval"]
-        ax.errorbar(
-            [x],
-            [100 * b["retained_mean"]],
+        idx = list(curves).index(label) if label in curves else k
+        style = dict(
             xerr=[[x - 100 * lo], [100 * hi - x]],
             yerr=[100 * b["retained_std"]],
-            fmt=markers[(list(curves).index(label) if label in curves else k) % 12],
-            color=colors[(list(curves).index(label) if label in curves else k) % 10],
-            label=label,
+            fmt=markers[idx % 12],
+            color=colors[idx % 12],
             capsize=3,
         )
+        ax.errorbar([x], [100 * b["retained_mean"]], label=label, **style)
+        if zoom_ax is not None and 100 * b["retained_mean"] >= 90:
+            zoom_ax.errorbar([x], [100 * b["retained_mean"]], label=label, **style)
+    if zoom_ax is not None:
+        zoom_ax.set_title("held out: the methods keeping ≥ 90 %")
+        zoom_ax.set_xlabel("erased share (%), held out, pooled (95 % CI)")
+        zoom_ax.set_ylabel("retained accuracy (%)")
+        zoom_ax.legend(fontsize=7)
     ax.set_xlabel("erased share (%), held out, pooled (95 % CI)")
     ax.set_ylabel("retained accuracy (%)")
     ax.set_title("held out: operating points")
