@@ -48,6 +48,7 @@ for _p in (str(ROOT), str(BENCH)):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+from _head_to_head import head_to_head, head_to_head_lines  # noqa: E402
 from _scripts import CLASS_SMOKE, CONCEPT_SMOKE, SMOKE_HELP  # noqa: E402
 
 RULE = (
@@ -655,7 +656,9 @@ def _pending_note(pending: dict | None) -> list[str]:
     ]
 
 
-def write_tables(args, out: Path, curves: dict, points: dict, held: dict, failed: list) -> str:
+def write_tables(
+    args, out: Path, curves: dict, points: dict, held: dict, failed: list, h2h: dict | None = None
+) -> str:
     cls = args.task == "class"
     fid_head = " digits-FID ↓ |" if cls else ""
     k = args.relearn_steps
@@ -747,6 +750,7 @@ def write_tables(args, out: Path, curves: dict, points: dict, held: dict, failed
         for label, h in held.items():
             if c in h["per_concept"]:
                 lines.append(held_row(c, label, h["per_concept"][c]))
+    lines += ["", *head_to_head_lines(h2h or {}, args.held_out)]
     if failed:
         lines += ["", "Failed runs (left out above):", ""]
         lines += [f"- {Path(r['job']['run_dir']).name}: {r['error']}" for r in failed]
@@ -951,6 +955,7 @@ def run_task(args) -> bool:
         if pool is not None:
             pool.close()
     held = heldout_summary(held_results, labels)
+    h2h = head_to_head(held_results, args.held_out, DEFAULT_EVAL)
     failed = [r for r in sweep + held_results if "error" in r]
     args.pending = {
         "sweep": sum(not _done(j) for j in sweep_list),
@@ -958,7 +963,7 @@ def run_task(args) -> bool:
         "held_out": sum(not _done(j) for j in held_list),
         "held_out_total": len(held_list),
     }
-    md = write_tables(args, out, curves, {k: points[k] for k in labels}, held, failed)
+    md = write_tables(args, out, curves, {k: points[k] for k in labels}, held, failed, h2h)
     atomic_write_text(out / "frontier.md", md)
     atomic_write_json(
         out / "frontier.json",
@@ -975,6 +980,7 @@ def run_task(args) -> bool:
             "sweep": curves,
             "operating_points": {k: points[k] for k in labels},
             "held_out_results": held,
+            "head_to_head": h2h,
             "runs": [r for r in sweep + held_results if "error" not in r],
             "failed": [{"run": r["job"]["run_dir"], "error": r["error"]} for r in failed],
             "pending": args.pending,

@@ -195,6 +195,10 @@ def _frontier_smoke(out: Path, task: str, methods: set) -> None:
     assert log["loss_forget_end"] > 0
     assert "What the step logs say" in md
     assert (out / task / "frontier.png").stat().st_size > 1000
+    # lur against every baseline, on the one held-out concept of the smoke run
+    assert set(data["head_to_head"]) == {f"lur vs {m}" for m in methods - {"lur"}}
+    assert all(h["compared"] == 1 for h in data["head_to_head"].values())
+    assert "against each baseline" in md and "`lur` meets the target against" in md
 
 
 def test_frontier_smoke(tmp_path):
@@ -329,3 +333,70 @@ def test_frontier_task_all_runs_each_task_with_its_own_methods(monkeypatch, tmp_
     listing = capsys.readouterr().out
     assert "# class task" in listing and "# concept task" in listing
     assert "0-uce-" not in listing and "zero-uce-" in listing and "every task: ≈" in listing
+
+
+# -- lur against each baseline: the issue's target rule ----------------------------------------
+
+
+def _h2h_module(monkeypatch):
+    return _load_benchmark(BENCH / "_head_to_head.py", monkeypatch)
+
+
+def _h2h_run(label, concept, seed, missed, retained, task="class", n=300, **extra):
+    argv = ["--eval_samples_per_class", "50"] if task == "class" else []
+    job = {"task": task, "label": label, "concept": concept, "seed": seed, "argv": argv}
+    return {"job": job, "ua_missed": missed, "ua_n": n, "retained": retained, **extra}
+
+
+def test_head_to_head_verdicts_follow_the_interval_rule(monkeypatch):
+    """Better on one axis with the other within its interval is a win; one axis each way a
+    trade; overlapping on both a tie."""
+    h = _h2h_module(monkeypatch)
+    ev = {"class": 50, "concept": 40}
+    lur = h.axes([_h2h_run("lur", "0", 0, 280, 0.97)], ev)
+    same = h.axes([_h2h_run("joint", "0", 0, 284, 0.965)], ev)
+    less_erased = h.axes([_h2h_run("joint", "0", 0, 240, 0.97)], ev)
+    keeps_less = h.axes([_h2h_run("esd", "0", 0, 299, 0.85)], ev)
+    assert h.verdict(lur, same) == "tie"
+    assert h.verdict(lur, less_erased) == "win" and h.verdict(less_erased, lur) == "loss"
+    assert h.verdict(lur, keeps_less) == "trade"
+    # class: the retained interval is the Wilson interval of 9 digits × 50 samples
+    lo, hi = lur["retained_interval"]
+    assert (lo, hi) == pytest.approx(h.wilson(0.97 * 450, 450))
+    assert hi - lo == pytest.approx(0.0319, abs=2e-3)
+
+
+def test_head_to_head_concept_retained_interval_combines_digits_and_styles(monkeypatch):
+    h = _h2h_module(monkeypatch)
+    run = _h2h_run("lur", "thick", 0, 90, 0.99, task="concept", other_digits=0.98, other_styles=1.0)
+    # a style erased: 10 other digits and 4 other styles, 40 images each
+    assert h.retained_parts(run, {"class": 50, "concept": 40}) == [(0.98, 400), (1.0, 160)]
+    a = h.axes([run], {"class": 50, "concept": 40})
+    half_d = (lambda lo, hi: (hi - lo) / 2)(*h.wilson(0.98 * 400, 400))
+    half_s = (lambda lo, hi: (hi - lo) / 2)(*h.wilson(160, 160))
+    lo, hi = a["retained_interval"]
+    assert (hi - lo) / 2 == pytest.approx((half_d**2 + half_s**2) ** 0.5 / 2)
+    assert a["retained"] == pytest.approx(0.99)
+
+
+def test_head_to_head_compares_only_shared_seeds_and_counts_the_target(monkeypatch):
+    """A seed only one method has finished does not count; the target needs wins on two
+    thirds of every held-out concept."""
+    h = _h2h_module(monkeypatch)
+    ev = {"class": 50, "concept": 40}
+    concepts = ["0", "3", "5"]
+    runs = []
+    for c in concepts:
+        runs += [_h2h_run("lur", c, 0, 290, 0.97), _h2h_run("joint", c, 0, 200, 0.97)]
+    # lur's seed 1 on digit 0 erases nothing; joint has no seed 1, so it is left out
+    runs.append(_h2h_run("lur", "0", 1, 0, 0.97))
+    out = h.head_to_head(runs, concepts, ev)
+    pair = out["lur vs joint"]
+    assert pair["per_concept"]["0"]["seeds"] == [0]
+    assert pair["counts"]["win"] == 3 and pair["target_met"]
+    # with only 2 of 3 concepts compared the target is not yet met, however they went
+    partial = h.head_to_head([r for r in runs if r["job"]["concept"] != "5"], concepts, ev)
+    assert partial["lur vs joint"]["compared"] == 2 and not partial["lur vs joint"]["target_met"]
+    md = "\n".join(h.head_to_head_lines(out, concepts))
+    assert "| lur vs joint | ▲ | ▲ | ▲ | 3 / 0 / 0 / 0 |" in md
+    assert "`lur` meets the target against 1 of 1 baselines." in md
