@@ -348,7 +348,8 @@ def steplog_summary(run_dir: Path) -> dict | None:
     the other methods, every ``--monitor_every`` steps for ``lur``) and the share of those steps
     where the two oppose; for ``lur`` also the cosine with the retain gradient after the
     look-ahead (θ'), over the first and the second half of training; the mean norm of the
-    gradient stepped on; the losses over the last 20 steps. ``None`` without a step log
+    gradient stepped on, and its largest value; the losses over the last 20 steps, and the
+    retain loss at θ over the first and the last third. ``None`` without a step log
     (``uce``)."""
     path = Path(run_dir) / "step_log.json"
     if not path.is_file():
@@ -361,7 +362,7 @@ def steplog_summary(run_dir: Path) -> dict | None:
         xs = [r[key] for r in part if isinstance(r.get(key), (int, float)) and r[key] == r[key]]
         return statistics.mean(xs) if xs else None
 
-    half = len(rows) // 2
+    half, third = len(rows) // 2, max(len(rows) // 3, 1)
     # lur (any --meta_mode) logs a loss after the look-ahead, and then "cos" is taken at θ'
     # and, every --monitor_every steps of the first-order mode, "cos_at_theta" at θ
     lookahead = any(k.startswith("loss_") and k.endswith("_lookahead") for r in rows for k in r)
@@ -381,6 +382,14 @@ def steplog_summary(run_dir: Path) -> dict | None:
         "loss_forget_end": mean("loss_forget", rows[-20:]),
         "loss_retain_end": mean("loss_retain_lookahead", rows[-20:])
         or mean("loss_retain", rows[-20:]),
+        # the retain loss at θ, the weights handed over (lur logs it on its monitor steps):
+        # lur judges retention at θ', so nothing in its objective holds this one
+        "loss_retain_theta_first_third": mean("loss_retain", rows[:third]),
+        "loss_retain_theta_last_third": mean("loss_retain", rows[-third:]),
+        "grad_norm_max": max(
+            (r["grad_norm"] for r in rows if isinstance(r.get("grad_norm"), (int, float))),
+            default=None,
+        ),
     }
 
 
@@ -556,11 +565,45 @@ STEPLOG_KEYS = [
 ]
 
 
-def _steplog_mean(logs: list) -> dict | None:
+# held out: does the retain loss at θ, the weights handed over, hold? (runs whose step log
+# is still on disk; a checkout holding only result.json files has them for later runs)
+HELDOUT_STEPLOG_KEYS = [
+    ("loss_retain_theta_first_third", "L_r(θ), 1st third"),
+    ("loss_retain_theta_last_third", "L_r(θ), last third"),
+    ("grad_norm", "‖g‖"),
+    ("grad_norm_max", "max ‖g‖"),
+    ("cos_theta", "cos at θ"),
+]
+
+
+def _steplog_mean(logs: list, keys=STEPLOG_KEYS) -> dict | None:
     logs = [g for g in logs if g]
     if not logs:
         return None
-    return {k: _mean([g.get(k) for g in logs]) for k, _ in STEPLOG_KEYS}
+    return {k: _mean([g.get(k) for g in logs]) for k, _ in keys}
+
+
+def heldout_steplog_table(results: list[dict], labels) -> list[str]:
+    """Per method, the held-out runs' step logs: whether retention at θ drifts over training."""
+    lines = [
+        "| method | runs | " + " | ".join(h for _, h in HELDOUT_STEPLOG_KEYS) + " |",
+        "|---|---|" + "---|" * len(HELDOUT_STEPLOG_KEYS),
+    ]
+    for label in labels:
+        logs = [
+            r["steplog"]
+            for r in results
+            if r["job"]["label"] == label
+            and "error" not in r
+            and (r.get("steplog") or {}).get("loss_retain_theta_last_third") is not None
+        ]
+        g = _steplog_mean(logs, HELDOUT_STEPLOG_KEYS)
+        if g:
+            cells = [
+                _f(g[k]) if "loss" not in k else f"{g[k]:.4f}" for k, _ in HELDOUT_STEPLOG_KEYS
+            ]
+            lines.append(f"| {label} | {len(logs)} | " + " | ".join(cells) + " |")
+    return lines if len(lines) > 2 else []
 
 
 def steplog_table(curves: dict) -> list[str]:
@@ -751,6 +794,19 @@ def write_tables(
             if c in h["per_concept"]:
                 lines.append(held_row(c, label, h["per_concept"][c]))
     lines += ["", *head_to_head_lines(h2h or {}, args.held_out)]
+    steplog = getattr(args, "heldout_steplog", None)
+    if steplog:
+        lines += [
+            "## What the held-out step logs say",
+            "",
+            "Means over the held-out runs whose step log is on disk: the retain loss at θ (the "
+            "weights handed over; `lur` logs it on its monitor steps and otherwise judges "
+            "retention at θ') over the first and the last third of training, and the norm of "
+            "the gradient stepped on, its mean and its largest value.",
+            "",
+            *steplog,
+            "",
+        ]
     if failed:
         lines += ["", "Failed runs (left out above):", ""]
         lines += [f"- {Path(r['job']['run_dir']).name}: {r['error']}" for r in failed]
@@ -963,6 +1019,7 @@ def run_task(args) -> bool:
         "held_out": sum(not _done(j) for j in held_list),
         "held_out_total": len(held_list),
     }
+    args.heldout_steplog = heldout_steplog_table(held_results, labels)
     md = write_tables(args, out, curves, {k: points[k] for k in labels}, held, failed, h2h)
     atomic_write_text(out / "frontier.md", md)
     atomic_write_json(

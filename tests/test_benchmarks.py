@@ -295,6 +295,17 @@ def test_frontier_steplog_summary(monkeypatch, tmp_path):
     assert g["cos_lookahead_first_half"] == pytest.approx(-0.3)
     assert g["cos_lookahead_second_half"] == pytest.approx(0.3)
     assert g["loss_forget_end"] == pytest.approx(0.25) and g["loss_retain_end"] == 0.1
+    # the retain loss at θ, logged by lur on its monitor steps only: first and last third
+    assert g["loss_retain_theta_first_third"] is None
+    rows[0]["loss_retain"], rows[3]["loss_retain"] = 0.12, 0.15
+    rows[3]["grad_norm"] = 9.0
+    (tmp_path / "step_log.json").write_text(json.dumps(rows))
+    g = fr.steplog_summary(tmp_path)
+    assert g["loss_retain_theta_first_third"] == 0.12 and g["loss_retain_theta_last_third"] == 0.15
+    assert g["grad_norm_max"] == 9.0
+    job = {"label": "lur"}
+    table = fr.heldout_steplog_table([{"job": job, "steplog": g}], ["lur", "joint"])
+    assert table[2].startswith("| lur | 1 | 0.1200 | 0.1500 |") and len(table) == 3
     assert fr.steplog_summary(tmp_path / "missing") is None
 
 
