@@ -101,11 +101,14 @@ def verdict(ours: dict, theirs: dict) -> str:
 SYMBOL = {"win": "▲", "loss": "▼", "tie": "=", "trade": "↔"}
 
 
-def head_to_head(results: list[dict], concepts: list[str], default_eval: dict) -> dict:
+def head_to_head(
+    results: list[dict], concepts: list[str], default_eval: dict, seed_free=frozenset()
+) -> dict:
     """Per reference method (`lur` and its variants) and baseline: the verdict per concept.
 
     Only concepts both methods have run on count, each over the seeds both have finished, so
-    a partial comparison is not tilted by one method having more seeds.
+    a partial comparison is not tilted by one method having more seeds. A ``seed_free``
+    baseline (one run whatever the seed) stands against every seed of the other.
     """
     by = defaultdict(list)  # (label, concept) → rows
     for r in results:
@@ -119,13 +122,15 @@ def head_to_head(results: list[dict], concepts: list[str], default_eval: dict) -
         for base in baselines:
             per = {}
             for c in concepts:
-                seeds = {r["job"]["seed"] for r in by[ref, c]} & {
-                    r["job"]["seed"] for r in by[base, c]
-                }
+                ours_seeds = {r["job"]["seed"] for r in by[ref, c]}
+                free = base in seed_free and by[base, c]
+                seeds = ours_seeds if free else ours_seeds & {r["job"]["seed"] for r in by[base, c]}
                 if not seeds:
                     continue
                 ours = axes([r for r in by[ref, c] if r["job"]["seed"] in seeds], default_eval)
-                theirs = axes([r for r in by[base, c] if r["job"]["seed"] in seeds], default_eval)
+                theirs = axes(
+                    [r for r in by[base, c] if free or r["job"]["seed"] in seeds], default_eval
+                )
                 per[c] = {
                     "verdict": verdict(ours, theirs),
                     "seeds": sorted(seeds),

@@ -267,6 +267,12 @@ def test_frontier_held_out_runs_go_seed_by_seed(monkeypatch, tmp_path):
     }
     assert all(j["relearn_steps"] == 10 and j["ua_samples"] == 300 for j in jobs)
     assert jobs[0]["argv"][-2:] == ["--retain_weight", "0.5"]
+    # uce draws nothing at random: its held-out runs go once, not once a seed
+    args = fr.parse_args(["--task", "concept", "--methods", "uce", "lur"])
+    jobs = fr.heldout_jobs(args, tmp_path, {"uce": {"value": 3.0}, "lur": {"value": 3.0}})
+    assert {j["seed"] for j in jobs if j["label"] == "uce"} == {0}
+    assert {j["seed"] for j in jobs if j["label"] == "lur"} == {0, 1, 2}
+    assert len(jobs) == len(args.held_out) * (1 + 3)
 
 
 def test_frontier_steplog_summary(monkeypatch, tmp_path):
@@ -408,6 +414,13 @@ def test_head_to_head_compares_only_shared_seeds_and_counts_the_target(monkeypat
     # with only 2 of 3 concepts compared the target is not yet met, however they went
     partial = h.head_to_head([r for r in runs if r["job"]["concept"] != "5"], concepts, ev)
     assert partial["lur vs joint"]["compared"] == 2 and not partial["lur vs joint"]["target_met"]
+    # a seed-free baseline (uce: one run) stands against every seed of lur
+    uce = [_h2h_run("uce", c, 0, 200, 0.97) for c in concepts]
+    free = h.head_to_head([*runs, *uce], concepts, ev, seed_free={"uce"})
+    assert free["lur vs uce"]["per_concept"]["0"]["seeds"] == [0, 1]
+    assert h.head_to_head([*runs, *uce], concepts, ev)["lur vs uce"]["per_concept"]["0"][
+        "seeds"
+    ] == [0]
     md = "\n".join(h.head_to_head_lines(out, concepts))
     assert "| lur vs joint | ▲ | ▲ | ▲ | 3 / 0 / 0 / 0 |" in md
     assert "`lur` meets the target against 1 of 1 baselines." in md
