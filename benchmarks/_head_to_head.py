@@ -17,21 +17,16 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
+from forget_ua import wilson  # the interval the held-out tables already print
+
 from erase.embedded.styles import DIGIT_WORDS, STYLES
 
-Z = 1.96
 TARGET_SHARE = 2 / 3
 
 
-def wilson(successes: float, n: int, z: float = Z) -> tuple[float, float]:
-    """95 % Wilson score interval of a proportion (successes may be a mean × n)."""
-    if n <= 0:
-        return float("nan"), float("nan")
-    p = successes / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(max(p * (1 - p), 0.0) / n + z * z / (4 * n * n)) / den
-    return mid - half, mid + half
+def wins_needed(n_concepts: int) -> int:
+    """Wins the target asks for: two thirds of the held-out concepts, rounded up."""
+    return math.ceil(TARGET_SHARE * n_concepts - 1e-9)
 
 
 def _flag(argv: list[str], name: str, default: int) -> int:
@@ -63,9 +58,9 @@ def axes(rows: list[dict], default_eval: dict) -> dict:
             parts[i][0] += acc * m
             parts[i][1] += m
     kept = [c / m for c, m in parts.values()]
-    halves = [(hi - lo) / 2 for lo, hi in (wilson(c, m) for c, m in parts.values())]
-    mids = [sum(wilson(c, m)) / 2 for c, m in parts.values()]
-    mid, half = sum(mids) / len(mids), math.sqrt(sum(h * h for h in halves)) / len(halves)
+    intervals = [wilson(c, m) for c, m in parts.values()]
+    mid = sum((lo + hi) / 2 for lo, hi in intervals) / len(intervals)
+    half = math.sqrt(sum(((hi - lo) / 2) ** 2 for lo, hi in intervals)) / len(intervals)
     return {
         "erased": missed / n,
         "erased_interval": list(wilson(missed, n)),
@@ -123,7 +118,7 @@ def head_to_head(
             per = {}
             for c in concepts:
                 ours_seeds = {r["job"]["seed"] for r in by[ref, c]}
-                free = base in seed_free and by[base, c]
+                free = base in seed_free and bool(by[base, c])
                 seeds = ours_seeds if free else ours_seeds & {r["job"]["seed"] for r in by[base, c]}
                 if not seeds:
                     continue
@@ -146,7 +141,7 @@ def head_to_head(
                 "compared": len(per),
                 "lower_fid": sum(a < b for a, b in fids) if fids else None,
                 "target_met": len(per) == len(concepts)
-                and counts["win"] >= math.ceil(TARGET_SHARE * len(concepts) - 1e-9),
+                and counts["win"] >= wins_needed(len(concepts)),
             }
     return out
 
@@ -155,7 +150,7 @@ def head_to_head_lines(h2h: dict, concepts: list[str]) -> list[str]:
     """The Markdown section: one row per pair, one column per held-out concept."""
     if not h2h:
         return []
-    need = math.ceil(TARGET_SHARE * len(concepts) - 1e-9)
+    need = wins_needed(len(concepts))
     fid = any(h["lower_fid"] is not None for h in h2h.values())
     lines = [
         "## `lur` against each baseline, per held-out concept",

@@ -705,7 +705,14 @@ def _pending_note(pending: dict | None) -> list[str]:
 
 
 def write_tables(
-    args, out: Path, curves: dict, points: dict, held: dict, failed: list, h2h: dict | None = None
+    args,
+    out: Path,
+    curves: dict,
+    points: dict,
+    held: dict,
+    failed: list,
+    h2h: dict | None = None,
+    heldout_steplog: list[str] | None = None,
 ) -> str:
     cls = args.task == "class"
     fid_head = " digits-FID ↓ |" if cls else ""
@@ -799,8 +806,7 @@ def write_tables(
             if c in h["per_concept"]:
                 lines.append(held_row(c, label, h["per_concept"][c]))
     lines += ["", *head_to_head_lines(h2h or {}, args.held_out)]
-    steplog = getattr(args, "heldout_steplog", None)
-    if steplog:
+    if heldout_steplog:
         lines += [
             "## What the held-out step logs say",
             "",
@@ -809,7 +815,7 @@ def write_tables(
             "retention at θ') over the first and the last third of training, and the norm of "
             "the gradient stepped on, its mean and its largest value.",
             "",
-            *steplog,
+            *heldout_steplog,
             "",
         ]
     if failed:
@@ -1025,8 +1031,16 @@ def run_task(args) -> bool:
         "held_out": sum(not _done(j) for j in held_list),
         "held_out_total": len(held_list),
     }
-    args.heldout_steplog = heldout_steplog_table(held_results, labels)
-    md = write_tables(args, out, curves, {k: points[k] for k in labels}, held, failed, h2h)
+    md = write_tables(
+        args,
+        out,
+        curves,
+        {k: points[k] for k in labels},
+        held,
+        failed,
+        h2h,
+        heldout_steplog_table(held_results, labels),
+    )
     atomic_write_text(out / "frontier.md", md)
     atomic_write_json(
         out / "frontier.json",
