@@ -349,21 +349,21 @@ def plot(args, path: Path, curves: dict, held: dict) -> None:
     zoom = bool(kept) and max(kept) - min(kept) > 20 and sum(k >= 90 for k in kept) >= 2
     n = len(axes_y) + 1 + zoom
     fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.4), squeeze=False)
-    # tab10, then two more: with --lur_variants there are twelve methods
-    colors = [*plt.get_cmap("tab10").colors, "black", "goldenrod"]
-    markers = "osD^vP*Xhp<>"
+    # tab10, then three more: with --lur_variants there are thirteen methods
+    colors = [*plt.get_cmap("tab10").colors, "black", "goldenrod", "teal"]
+    markers = "osD^vP*Xhp<>d"
     for i, (key, ylabel) in enumerate(axes_y):
         ax = axes[0][i]
         for k, (label, pts) in enumerate(curves.items()):
             xs = [100 * p["erased"] for p in pts]
             ys = [p[key] * (100 if key == "retained" else 1) for p in pts]
-            ax.plot(xs, ys, "-", marker=markers[k % 12], color=colors[k % 12], label=label, ms=4)
+            ax.plot(xs, ys, "-", marker=markers[k % 13], color=colors[k % 13], label=label, ms=4)
             for x, y, p in zip(xs, ys, pts):  # the knob value next to its point
                 ax.annotate(
                     _fmt_value(p["value"]),
                     (x, y),
                     fontsize=6,
-                    color=colors[k % 12],
+                    color=colors[k % 13],
                     xytext=(3, 2),
                     textcoords="offset points",
                 )
@@ -380,8 +380,8 @@ def plot(args, path: Path, curves: dict, held: dict) -> None:
         style = dict(
             xerr=[[x - 100 * lo], [100 * hi - x]],
             yerr=[100 * b["retained_std"]],
-            fmt=markers[idx % 12],
-            color=colors[idx % 12],
+            fmt=markers[idx % 13],
+            color=colors[idx % 13],
             capsize=3,
         )
         ax.errorbar([x], [100 * b["retained_mean"]], label=label, **style)

@@ -352,6 +352,21 @@ def test_frontier_task_all_runs_each_task_with_its_own_methods(monkeypatch, tmp_
     assert "0-uce-" not in listing and "zero-uce-" in listing and "every task: ≈" in listing
 
 
+def test_frontier_lur_variants_run_lur_with_their_own_flag(monkeypatch, tmp_path):
+    """Each variant is lur with one flag changed, swept on lur's λ grid."""
+    fr = _frontier_module(monkeypatch)
+    args = fr.parse_args(["--task", "concept", "--lur_variants", "--methods", "lur-clip"])
+    jobs = fr.sweep_jobs(args, tmp_path)
+    assert {j["label"] for j in jobs} == {"lur-clip"}
+    assert {j["value"] for j in jobs} == set(fr.LAMBDA["concept"])
+    for j in jobs:
+        argv = j["argv"]
+        assert argv[argv.index("--method") + 1] == "lur"
+        assert argv[argv.index("--max_grad_norm") + 1] == "1"
+    flags = {label: tuple(flags) for label, (_, flags, _) in fr.LUR_VARIANTS.items()}
+    assert len(set(flags.values())) == len(flags)  # no two variants are the same run
+
+
 # -- lur against each baseline: the issue's target rule ----------------------------------------
 
 
