@@ -29,8 +29,9 @@ evaluation is cached by the scripts themselves. A job whose ``result.json`` exis
 so an interrupted run resumes where it stopped. ``--dry_run`` lists every job and estimates
 the wall time; ``--lur_variants`` adds second-order, two-inner-step, retain-first and
 gradient-clipped ``lur``.
-``--task all`` is the whole comparison, class then concept (≈ 8.2 h on 2 cores from the
-measured run times: class ≈ 4.7 h, concept ≈ 3.5 h; ``--lur_variants`` adds ≈ 6 h).
+``--task all`` is the whole comparison, class then concept (7.3 h on 2 cores by the measured
+run times: class 4.6 h, concept 2.75 h; ``--lur_variants`` adds 1.4 h on the concept task and
+≈ 6.3 h, estimated, on the class task).
 """
 
 from __future__ import annotations
