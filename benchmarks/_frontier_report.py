@@ -352,18 +352,24 @@ def plot(args, path: Path, curves: dict, held: dict) -> None:
     # tab10, then three more: with --lur_variants there are thirteen methods
     colors = [*plt.get_cmap("tab10").colors, "black", "goldenrod", "teal"]
     markers = "osD^vP*Xhp<>d"
+
+    def look(k: int) -> tuple[str, tuple | str]:
+        """Method k's marker and colour, the same in every panel."""
+        return markers[k % len(markers)], colors[k % len(colors)]
+
     for i, (key, ylabel) in enumerate(axes_y):
         ax = axes[0][i]
         for k, (label, pts) in enumerate(curves.items()):
             xs = [100 * p["erased"] for p in pts]
             ys = [p[key] * (100 if key == "retained" else 1) for p in pts]
-            ax.plot(xs, ys, "-", marker=markers[k % 13], color=colors[k % 13], label=label, ms=4)
+            marker, color = look(k)
+            ax.plot(xs, ys, "-", marker=marker, color=color, label=label, ms=4)
             for x, y, p in zip(xs, ys, pts):  # the knob value next to its point
                 ax.annotate(
                     _fmt_value(p["value"]),
                     (x, y),
                     fontsize=6,
-                    color=colors[k % 13],
+                    color=color,
                     xytext=(3, 2),
                     textcoords="offset points",
                 )
@@ -376,12 +382,12 @@ def plot(args, path: Path, curves: dict, held: dict) -> None:
     for k, (label, h) in enumerate(held.items()):
         b = h["all"]
         x, (lo, hi) = 100 * b["erased_pooled"], b["erased_interval"]
-        idx = list(curves).index(label) if label in curves else k
+        marker, color = look(list(curves).index(label) if label in curves else k)
         style = dict(
             xerr=[[x - 100 * lo], [100 * hi - x]],
             yerr=[100 * b["retained_std"]],
-            fmt=markers[idx % 13],
-            color=colors[idx % 13],
+            fmt=marker,
+            color=color,
             capsize=3,
         )
         ax.errorbar([x], [100 * b["retained_mean"]], label=label, **style)
