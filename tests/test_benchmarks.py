@@ -160,6 +160,22 @@ def test_erase_time_smoke(tmp_path):
     assert all(s >= 0 for s in r["phases_s"].values()) and r["total_s"] > 0
 
 
+def test_step_dynamics_smoke(tmp_path):
+    """The optimizer probe sees every step of the real trainer: one row a step, the weights
+    moved, and clipping (lur-clip) caps the gradient the optimizer is handed."""
+    out = tmp_path / "step_dynamics.json"
+    _bench("step_dynamics", "--concepts", "five", "--labels", "lur", "lur-clip", "--output", out)
+    runs = {r["label"]: r for r in _json(out)["results"]}
+    for r in runs.values():
+        assert r["steps"] == len(r["per_step"]) == 2
+        assert r["update_norm_first5"] > 0 and r["distance_end"] > 0
+        assert r["sqrt_v_hat_late"] > 0
+        assert 0 <= r["erased"] <= 1
+    # lur's first steps' gradients exceed 1 (a norm of about 6 here); the clipped run's do not
+    assert runs["lur"]["largest_grad_norm"] > 1.5
+    assert runs["lur-clip"]["largest_grad_norm"] <= 1 + 1e-5
+
+
 def test_startup_smoke(tmp_path):
     _bench("startup", "--output", tmp_path / "startup.json")
     data = _json(tmp_path / "startup.json")
