@@ -27,8 +27,8 @@ Jobs run ``--jobs`` at a time (default 2), each in a worker process with one tor
 the concept runs share one latent cache (``OUT/concept/cache``), the original model's "before"
 evaluation is cached by the scripts themselves. A job whose ``result.json`` exists is skipped,
 so an interrupted run resumes where it stopped. ``--dry_run`` lists every job and estimates
-the wall time; ``--lur_variants`` adds second-order, two-inner-step, retain-first and
-gradient-clipped ``lur``.
+the wall time; ``--lur_variants`` adds second-order, two-inner-step, retain-first,
+gradient-clipped, and two-inner-step gradient-clipped ``lur``.
 ``--task all`` is the whole comparison, class then concept (7.3 h on 2 cores by the measured
 run times: class 4.6 h, concept 2.75 h; ``--lur_variants`` adds 1.4 h on the concept task and
 ≈ 6.3 h, estimated, on the class task).
@@ -108,6 +108,9 @@ LUR_VARIANTS = {
     # collapse came with a peak of 188; diffusers' training examples clip at 1.0, lur by
     # default does not (held out, clipping lifts lur's erasure but not to joint's)
     "lur-clip": ("lur", ["--max_grad_norm", "1"], "lambda"),
+    # lur-k2's gradients agree with each other late, as joint's do, and its one collapse was a
+    # spike that filled Adam's second moment (benchmarks/step_dynamics.py): clip it
+    "lur-k2-clip": ("lur", ["--inner_steps", "2", "--max_grad_norm", "1"], "lambda"),
 }
 GRIDS = {
     "class": {
@@ -160,6 +163,7 @@ STEP_FACTOR = {
     "lur-k2": 1.5,
     "lur-retain-first": 1.0,
     "lur-clip": 1.0,
+    "lur-k2-clip": 1.5,
 }
 
 
@@ -179,8 +183,8 @@ def parse_args(argv=None, task: str | None = None):
         "--lur_variants",
         action="store_true",
         help="also lur-2nd (--meta_mode second_order), lur-k2 (--inner_steps 2), "
-        "lur-retain-first (--meta_order retain_first) and lur-clip (--max_grad_norm 1), "
-        "each on the λ grid",
+        "lur-retain-first (--meta_order retain_first), lur-clip (--max_grad_norm 1) and "
+        "lur-k2-clip (both), each on the λ grid",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="held-out seeds")
     p.add_argument("--ua_samples", type=int, default=300, help="held-out images per concept")
