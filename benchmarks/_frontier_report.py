@@ -350,7 +350,7 @@ def plot(args, path: Path, curves: dict, held: dict) -> None:
     n = len(axes_y) + 1 + zoom
     fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.4), squeeze=False)
     # tab10, then four more: with --lur_variants there are fourteen methods
-    colors = [*plt.get_cmap("tab10").colors, "black", "goldenrod", "teal", "slateblue"]
+    colors = [*plt.get_cmap("tab10").colors, "black", "goldenrod", "teal", "navy"]
     markers = "osD^vP*Xhp<>dH"
 
     def look(k: int) -> tuple[str, tuple | str]:
