@@ -30,8 +30,8 @@ so an interrupted run resumes where it stopped. ``--dry_run`` lists every job an
 the wall time; ``--lur_variants`` adds second-order, two-inner-step, retain-first,
 gradient-clipped, and two-inner-step gradient-clipped ``lur``.
 ``--task all`` is the whole comparison, class then concept (7.3 h on 2 cores by the measured
-run times: class 4.6 h, concept 2.75 h; ``--lur_variants`` adds 1.4 h on the concept task and
-≈ 6.3 h, estimated, on the class task).
+run times: class 4.6 h, concept 2.75 h; ``--lur_variants`` adds ≈ 2 h on the concept task and
+≈ 8.7 h on the class task, timed from the variants' runs).
 """
 
 from __future__ import annotations
