@@ -349,9 +349,9 @@ def plot(args, path: Path, curves: dict, held: dict) -> None:
     zoom = bool(kept) and max(kept) - min(kept) > 20 and sum(k >= 90 for k in kept) >= 2
     n = len(axes_y) + 1 + zoom
     fig, axes = plt.subplots(1, n, figsize=(5.2 * n, 4.4), squeeze=False)
-    # tab10, then four more: with --lur_variants there are fourteen methods
-    colors = [*plt.get_cmap("tab10").colors, "black", "goldenrod", "teal", "navy"]
-    markers = "osD^vP*Xhp<>dH"
+    # tab10, then five more: with --lur_variants there are fifteen methods
+    colors = [*plt.get_cmap("tab10").colors, "black", "goldenrod", "teal", "navy", "lime"]
+    markers = "osD^vP*Xhp<>dH8"
 
     def look(k: int) -> tuple[str, tuple | str]:
         """Method k's marker and colour, the same in every panel."""

@@ -111,6 +111,10 @@ LUR_VARIANTS = {
     # lur-k2's gradients agree with each other late, as joint's do, and its one collapse was a
     # spike that filled Adam's second moment (benchmarks/step_dynamics.py): clip it
     "lur-k2-clip": ("lur", ["--inner_steps", "2", "--max_grad_norm", "1"], "lambda"),
+    # lur's retain loss at the weights it hands over rises over training while joint's falls,
+    # and its forget gradient opposes the look-ahead retain gradient: judge retention at θ too
+    # (J = L_f(θ) + λ L_r(θ') + 1·L_r(θ); λ₀ fixed at 1 while λ is swept)
+    "lur-theta": ("lur", ["--retain_weight_at_theta", "1"], "lambda"),
 }
 GRIDS = {
     "class": {
@@ -164,6 +168,7 @@ STEP_FACTOR = {
     "lur-retain-first": 1.0,
     "lur-clip": 1.0,
     "lur-k2-clip": 1.5,
+    "lur-theta": 1.3,
 }
 
 
@@ -183,8 +188,8 @@ def parse_args(argv=None, task: str | None = None):
         "--lur_variants",
         action="store_true",
         help="also lur-2nd (--meta_mode second_order), lur-k2 (--inner_steps 2), "
-        "lur-retain-first (--meta_order retain_first), lur-clip (--max_grad_norm 1) and "
-        "lur-k2-clip (both), each on the λ grid",
+        "lur-retain-first (--meta_order retain_first), lur-clip (--max_grad_norm 1), "
+        "lur-k2-clip (both) and lur-theta (--retain_weight_at_theta 1), each on the λ grid",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="held-out seeds")
     p.add_argument("--ua_samples", type=int, default=300, help="held-out images per concept")

@@ -10,12 +10,17 @@ Retain-after-forget (Patel & Qiu, 2025), with inner loss ``L_in`` (the forget lo
 order is flipped) and outer loss ``L_out``::
 
     θ' = θ − α P(∇L_in(θ))                       # look-ahead (K steps)
-    J(θ) = w_in L_in(θ) + w_out L_out(θ')
-    ∇J   = w_in ∇L_in(θ) + w_out (I − α ∇²L_in(θ) P) ∇L_out(θ')
+    J(θ) = w_in L_in(θ) + w_out L_out(θ') [+ λ₀ L_r(θ)]
+    ∇J   = w_in ∇L_in(θ) + w_out (I − α ∇²L_in(θ) P) ∇L_out(θ') [+ λ₀ ∇L_r(θ)]
 
 ``P`` is the identity (``precondition="none"``) or Adam's diagonal preconditioner
 (``"adam"``: ∇/(√v̂+ε) from the optimizer's second moments, ``sign`` before the first step),
 so that the look-ahead is measured in the optimizer's own step units.
+
+The optional λ₀ term (``retain_weight_at_theta``, forget-first only) also judges retention at
+the weights the step is taken from: the look-ahead alone leaves L_r(θ) free to drift up (the
+step logs of ``benchmarks/frontier.py`` show it rising where ``joint``'s falls). It costs one
+more forward and backward of the retain batch.
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ class MetaConfig:
     inner_lr: float = 1e-4
     inner_steps: int = 1
     retain_weight: float = 1.0
+    retain_weight_at_theta: float = 0.0
     order: str = "forget_first"
     precondition: str = "adam"
     eps: float = 1e-8
@@ -62,6 +68,13 @@ class MetaConfig:
             )
         if self.inner_steps < 1:
             raise ValueError("meta inner_steps must be >= 1")
+        if self.retain_weight_at_theta < 0:
+            raise ValueError("meta retain_weight_at_theta must be >= 0")
+        if self.retain_weight_at_theta > 0 and self.order != "forget_first":
+            raise ValueError(
+                "retain_weight_at_theta adds λ₀·L_r(θ) to the forget-first objective; with "
+                "order retain_first L_r(θ) is already the inner loss: use one or the other"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -295,6 +308,15 @@ def meta_gradient(
     stats[f"loss_{key_out}_lookahead"] = l_out
     if monitor:
         stats[f"loss_{key_out}"] = stats.pop("loss_outer_at_theta")
+    if cfg.retain_weight_at_theta > 0:
+        # back at θ: move the combined gradient out, take ∇L_r(θ) into p.grad and add it back
+        # (no third parameter-sized buffer: g_in is gone by now)
+        del g_in
+        combined = _take_grads(ctx.params)
+        stats["loss_retain"] = accumulate_grad(ctx, retain)
+        g_anchor = _grads(ctx.params)
+        torch._foreach_mul_(g_anchor, cfg.retain_weight_at_theta)
+        torch._foreach_add_(g_anchor, combined)
     return stats
 
 
@@ -337,6 +359,10 @@ def _meta_second_order(ctx, forget, retain, cfg: MetaConfig, mask) -> dict:
     l_out = mean_loss(outer, at(cur))
     g_out_at_lookahead = torch.autograd.grad(l_out, cur, retain_graph=True)
     total = w_in * l_in + w_out * l_out
+    l_anchor = None
+    if cfg.retain_weight_at_theta > 0:
+        l_anchor = mean_loss(retain, ctx.model)
+        total = total + cfg.retain_weight_at_theta * l_anchor
     grads = torch.autograd.grad(total, params)
     for p, g in zip(params, grads):
         p.grad = g.detach()
@@ -347,4 +373,6 @@ def _meta_second_order(ctx, forget, retain, cfg: MetaConfig, mask) -> dict:
     key_in, key_out = ("forget", "retain") if cfg.order == "forget_first" else ("retain", "forget")
     stats[f"loss_{key_in}"] = float(l_in.detach())
     stats[f"loss_{key_out}_lookahead"] = float(l_out.detach())
+    if l_anchor is not None:
+        stats["loss_retain"] = float(l_anchor.detach())
     return stats

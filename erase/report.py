@@ -71,6 +71,7 @@ CONFIG_KEYS = (
     "meta.mode",
     "meta.inner_lr",
     "meta.inner_steps",
+    "meta.retain_weight_at_theta",
     "meta.precondition",
     "meta.retain_weight",
     "training.max_train_steps",

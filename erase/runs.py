@@ -99,6 +99,13 @@ def add_training_args(p: argparse.ArgumentParser, *, steps: int, lr: float, batc
         help="α, the look-ahead step (in the optimizer's step units with --meta_precondition adam)",
     )
     m.add_argument("--inner_steps", type=int, default=1, help="K look-ahead steps")
+    m.add_argument(
+        "--retain_weight_at_theta",
+        type=float,
+        default=0.0,
+        help="λ₀: lur also judges retention at the current weights, J = L_f(θ) + λ L_r(θ') + "
+        "λ₀ L_r(θ) (one more forward/backward a step; 0 = the paper's objective)",
+    )
     m.add_argument("--meta_mode", default="first_order", choices=list(MODES))
     m.add_argument("--meta_order", default="forget_first", choices=list(ORDERS))
     m.add_argument("--meta_precondition", default="adam", choices=list(PRECONDITIONERS))
@@ -181,6 +188,7 @@ def configs_from_args(args, method):
         mode=args.meta_mode,
         inner_lr=inner_lr,
         inner_steps=args.inner_steps,
+        retain_weight_at_theta=getattr(args, "retain_weight_at_theta", 0.0),
         retain_weight=method.retain_weight,
         order=args.meta_order,
         precondition=args.meta_precondition,

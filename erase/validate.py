@@ -59,6 +59,7 @@ for _name in ("learning_rate", "inner_lr", "max_grad_norm", "ga_bound"):
     NUMBER_RULES[_name] = (0, False, _INF, False)
 for _name in (
     "retain_weight",
+    "retain_weight_at_theta",
     "adam_weight_decay",
     "esd_eta",
     "guidance_scale",
@@ -199,6 +200,13 @@ def validate_args(args) -> None:
             check_prompts(name, value)
         elif name == "train_data" and str(value) != "digits":
             check_existing_dir(name, value)
+    if getattr(args, "retain_weight_at_theta", 0) and getattr(args, "meta_order", "") == (
+        "retain_first"
+    ):
+        raise EraseError(
+            "--retain_weight_at_theta adds λ₀·L_r(θ) to the forget-first objective; with "
+            "--meta_order retain_first the retain loss at θ is already the inner loss: drop one"
+        )
 
 
 def prompts_arg(values):

@@ -162,6 +162,65 @@ def test_k_steps_and_flipped_order_match_second_order_at_zero_curvature():
     assert diff > 1e-6
 
 
+@pytest.mark.parametrize("inner_steps", [1, 2])
+def test_retain_weight_at_theta_adds_lambda0_times_the_retain_gradient_at_theta(inner_steps):
+    """First order: ∇J = (plain meta-gradient) + λ₀ ∇L_r(θ), at θ restored exactly."""
+    model = _mlp()
+    forget, retain = _closures(*_data())
+    base = dict(inner_lr=0.2, inner_steps=inner_steps, retain_weight=0.7, precondition="none")
+    m0, m1, mr = copy.deepcopy(model), copy.deepcopy(model), copy.deepcopy(model)
+    meta_gradient(_ctx(m0), forget, retain, MetaConfig(**base))
+    stats = meta_gradient(_ctx(m1), forget, retain, MetaConfig(**base, retain_weight_at_theta=1.5))
+    l_r = retain(mr, 0)
+    l_r.backward()
+    assert stats["loss_retain"] == pytest.approx(float(l_r), rel=1e-12)
+    for p0, p1, pr, q in zip(m0.parameters(), m1.parameters(), mr.parameters(), model.parameters()):
+        # two float64 sums of the same terms: a few roundings of eps64 on |g| < 10
+        torch.testing.assert_close(p1.grad, p0.grad + 1.5 * pr.grad, rtol=1e-10, atol=1e-12)
+        torch.testing.assert_close(p1.detach(), q.detach(), rtol=0, atol=1e-14)
+    # and the term is not negligible here: it changes the gradient
+    diff = max((p1.grad - p0.grad).abs().max() for p0, p1 in zip(m0.parameters(), m1.parameters()))
+    assert diff > 1e-3
+
+
+def test_retain_weight_at_theta_second_order_matches_finite_differences():
+    model = _mlp()
+    forget, retain = _closures(*_data())
+    alpha, lam, lam0 = 0.3, 0.7, 0.4
+    cfg = MetaConfig(
+        mode="second_order",
+        inner_lr=alpha,
+        retain_weight=lam,
+        retain_weight_at_theta=lam0,
+        precondition="none",
+    )
+    meta_gradient(_ctx(model), forget, retain, cfg)
+    analytic = torch.cat([p.grad.flatten() for p in model.parameters()])
+    J = _objective(model, forget, retain, alpha, lam)
+    names = [n for n, _ in model.named_parameters()]
+    shapes = [p.shape for p in model.parameters()]
+
+    def J0(flat):
+        ps, i = [], 0
+        for s in shapes:
+            n = int(torch.tensor(s).prod())
+            ps.append(flat[i : i + n].view(s))
+            i += n
+        fn = lambda x: functional_call(model, dict(zip(names, ps)), (x,))  # noqa: E731
+        return J(flat) + lam0 * retain(fn, 0)
+
+    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+    h, numeric = 1e-6, torch.zeros_like(flat)
+    for i in range(flat.numel()):
+        e = torch.zeros_like(flat)
+        e[i] = h
+        numeric[i] = (
+            J0((flat + e).requires_grad_()).detach() - J0((flat - e).requires_grad_()).detach()
+        ) / (2 * h)
+    # as test_second_order_matches_finite_differences: truncation ~1e-12, rounding ~2e-10
+    torch.testing.assert_close(analytic, numeric, rtol=1e-6, atol=1e-8)
+
+
 def test_lookahead_loss_logged_is_the_loss_at_the_lookahead_point():
     model = _mlp()
     forget, retain = _closures(*_data())

@@ -262,8 +262,15 @@ def model_card(config: dict, metrics: dict | None) -> str:
     for k in ("max_train_steps", "learning_rate", "train_batch_size", "seed"):
         lines.append(f"| {k} | {config['training'][k]} |")
     if config["method"] == "lur":
-        for k in ("mode", "inner_lr", "inner_steps", "order", "precondition"):
-            lines.append(f"| meta.{k} | {config['meta'][k]} |")
+        for k in (
+            "mode",
+            "inner_lr",
+            "inner_steps",
+            "retain_weight_at_theta",
+            "order",
+            "precondition",
+        ):
+            lines.append(f"| meta.{k} | {config['meta'].get(k, '—')} |")
     lines += ["", "Forget prompts: " + "; ".join(config["forget_prompts"][:8]), ""]
     if metrics and "forget_digit_accuracy_after" in metrics:
         lines += [
