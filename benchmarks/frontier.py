@@ -28,7 +28,8 @@ the concept runs share one latent cache (``OUT/concept/cache``), the original mo
 evaluation is cached by the scripts themselves. A job whose ``result.json`` exists is skipped,
 so an interrupted run resumes where it stopped. ``--dry_run`` lists every job and estimates
 the wall time; ``--lur_variants`` adds second-order, two-inner-step, retain-first,
-gradient-clipped, and two-inner-step gradient-clipped ``lur``.
+gradient-clipped, two-inner-step gradient-clipped ``lur``, and ``lur`` with the retain loss
+judged at θ as well as at θ' (``lur-theta``).
 ``--task all`` is the whole comparison, class then concept (7.3 h on 2 cores by the measured
 run times: class 4.6 h, concept 2.75 h; ``--lur_variants`` adds ≈ 2 h on the concept task and
 ≈ 8.7 h on the class task, timed from the variants' runs).
