@@ -31,8 +31,8 @@ the wall time; ``--lur_variants`` adds second-order, two-inner-step, retain-firs
 gradient-clipped, two-inner-step gradient-clipped ``lur``, and ``lur`` with the retain loss
 judged at θ as well as at θ' (``lur-theta``).
 ``--task all`` is the whole comparison, class then concept (7.3 h on 2 cores by the measured
-run times: class 4.6 h, concept 2.75 h; ``--lur_variants`` adds ≈ 2 h on the concept task and
-≈ 8.7 h on the class task, timed from the variants' runs).
+run times: class 4.6 h, concept 2.75 h; ``--lur_variants`` adds ≈ 3 h on the concept task and
+≈ 11 h on the class task, timed from the variants' runs).
 """
 
 from __future__ import annotations
