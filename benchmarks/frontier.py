@@ -307,11 +307,27 @@ def _done(job: dict) -> bool:
     return (Path(job["run_dir"]) / "result.json").is_file()
 
 
-def _worker_init() -> None:
+def _exit_with_parent(parent: int, every: float = 2.0) -> None:
+    """A worker whose frontier process is gone stops: killed alone, the parent would otherwise
+    leave its workers running the jobs already queued to them, next to a restarted frontier
+    and into the same run folders."""
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="exit-with-parent").start()
+
+
+def _worker_init(parent: int | None = None) -> None:
     os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
     import torch
 
     torch.set_num_threads(1)
+    if parent is not None:
+        _exit_with_parent(parent)
 
 
 def run_job(job: dict) -> dict:
@@ -490,7 +506,9 @@ class Pool:
 
             os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
             ctx = mp.get_context("spawn")
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=ctx, initializer=_worker_init)
+            self.pool = ProcessPoolExecutor(
+                self.workers, mp_context=ctx, initializer=_worker_init, initargs=(os.getpid(),)
+            )
         futures = [self.pool.submit(run_job, j) for j in jobs]
         for fut in as_completed(futures):
             yield fut.result()

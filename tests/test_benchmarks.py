@@ -455,3 +455,54 @@ def test_head_to_head_compares_only_shared_seeds_and_counts_the_target(monkeypat
     md = "\n".join(h.head_to_head_lines(out, concepts))
     assert "| lur vs joint | ▲ | ▲ | ▲ | 3 / 0 / 0 / 0 |" in md
     assert "`lur` meets the target against 1 of 1 baselines." in md
+
+
+_ORPHAN_PARENT = """
+import os, sys, time
+sys.path[:0] = [{root!r}, {bench!r}]
+import multiprocessing as mp
+from concurrent.futures import ProcessPoolExecutor
+import frontier
+pool = ProcessPoolExecutor(
+    1, mp_context=mp.get_context("spawn"), initializer=frontier._worker_init,
+    initargs=(os.getpid(),),
+)
+pool.submit(time.sleep, 0).result()  # the worker is up (its initializer has run)
+pool.submit(time.sleep, 300)
+open({pid_file!r}, 'w').write(str(next(iter(pool._processes))))
+os._exit(0)  # killed, as far as the worker can tell: no shutdown message
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in state  # a zombie has exited; only its parent has not reaped it
+
+
+def test_frontier_workers_exit_when_the_frontier_process_dies(tmp_path):
+    """Killing the frontier alone must not leave its workers running queued jobs."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    pid_file = tmp_path / "worker.pid"
+    code = _ORPHAN_PARENT.format(root=str(BENCH.parent), bench=str(BENCH), pid_file=str(pid_file))
+    # no pipes: the worker inherits them, and a reader would wait for it as well
+    subprocess.run(
+        [sys.executable, "-c", code],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=300,
+        check=True,
+    )
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 30  # the watch polls every 2 s
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    if _alive(pid):
+        os.kill(pid, 9)
+        raise AssertionError(f"worker {pid} outlived its frontier process by 30 s")
