@@ -222,6 +222,12 @@ def test_frontier_smoke(tmp_path):
     _frontier_smoke(tmp_path, "class", {"lur", "joint", "pcgrad", "salun", "esd", "ga"})
     jobs = [p for p in (tmp_path / "class").glob("*/*") if (p / "result.json").is_file()]
     assert len(jobs) == 6 * 2 + 6  # resumable: a second call would skip every one of them
+    # a run of one method (all its jobs done: skipped) leaves the report over every method
+    _bench("frontier", "--task", "class", "--methods", "joint", "--output_dir", tmp_path)
+    data = _json(tmp_path / "class" / "frontier.json")
+    assert set(data["held_out_results"]) == {"lur", "joint", "pcgrad", "salun", "esd", "ga"}
+    md = (tmp_path / "class" / "frontier.md").read_text()
+    assert "| **lur** |" in md and "| **esd** |" in md
 
 
 @pytest.mark.slow
