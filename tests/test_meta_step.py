@@ -40,8 +40,8 @@ def _ctx(model):
     return StepContext(model=model, params=[p for p in model.parameters()])
 
 
-def _objective(model, forget, retain, alpha, lam):
-    """J(θ) = L_f(θ) + λ L_r(θ − α∇L_f(θ)), written out directly for finite differences."""
+def _objective(model, forget, retain, alpha, lam, lam0=0.0):
+    """J(θ) = L_f(θ) + λ L_r(θ − α∇L_f(θ)) + λ₀ L_r(θ), written out for finite differences."""
     names = [n for n, _ in model.named_parameters()]
 
     def J(flat):
@@ -56,9 +56,22 @@ def _objective(model, forget, retain, alpha, lam):
         g = torch.autograd.grad(lf, ps, create_graph=True)
         ahead = [p - alpha * gi for p, gi in zip(ps, g)]
         fa = lambda x: functional_call(model, dict(zip(names, ahead)), (x,))  # noqa: E731
-        return lf + lam * retain(fa, 0)
+        return lf + lam * retain(fa, 0) + (lam0 * retain(fn, 0) if lam0 else 0.0)
 
     return J
+
+
+def _central_differences(J, model, h=1e-6):
+    """∂J/∂θᵢ by central differences at the model's weights, one coordinate at a time."""
+    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+    numeric = torch.zeros_like(flat)
+    for i in range(flat.numel()):
+        e = torch.zeros_like(flat)
+        e[i] = h
+        numeric[i] = (
+            J((flat + e).requires_grad_()).detach() - J((flat - e).requires_grad_()).detach()
+        ) / (2 * h)
+    return numeric
 
 
 def test_second_order_matches_finite_differences():
@@ -70,16 +83,7 @@ def test_second_order_matches_finite_differences():
     meta_gradient(ctx, forget, retain, cfg)
     analytic = torch.cat([p.grad.flatten() for p in model.parameters()])
 
-    J = _objective(model, forget, retain, alpha, lam)
-    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
-    h = 1e-6
-    numeric = torch.zeros_like(flat)
-    for i in range(flat.numel()):
-        e = torch.zeros_like(flat)
-        e[i] = h
-        numeric[i] = (
-            J((flat + e).requires_grad_()).detach() - J((flat - e).requires_grad_()).detach()
-        ) / (2 * h)
+    numeric = _central_differences(_objective(model, forget, retain, alpha, lam), model)
     # central differences in float64: truncation h^2 J''' ~ 1e-12, rounding eps64 |J| / h ~ 2e-10
     torch.testing.assert_close(analytic, numeric, rtol=1e-6, atol=1e-8)
     # and it is not just the first-order gradient: the Hessian term is visible
@@ -196,27 +200,7 @@ def test_retain_weight_at_theta_second_order_matches_finite_differences():
     )
     meta_gradient(_ctx(model), forget, retain, cfg)
     analytic = torch.cat([p.grad.flatten() for p in model.parameters()])
-    J = _objective(model, forget, retain, alpha, lam)
-    names = [n for n, _ in model.named_parameters()]
-    shapes = [p.shape for p in model.parameters()]
-
-    def J0(flat):
-        ps, i = [], 0
-        for s in shapes:
-            n = int(torch.tensor(s).prod())
-            ps.append(flat[i : i + n].view(s))
-            i += n
-        fn = lambda x: functional_call(model, dict(zip(names, ps)), (x,))  # noqa: E731
-        return J(flat) + lam0 * retain(fn, 0)
-
-    flat = torch.cat([p.detach().flatten() for p in model.parameters()])
-    h, numeric = 1e-6, torch.zeros_like(flat)
-    for i in range(flat.numel()):
-        e = torch.zeros_like(flat)
-        e[i] = h
-        numeric[i] = (
-            J0((flat + e).requires_grad_()).detach() - J0((flat - e).requires_grad_()).detach()
-        ) / (2 * h)
+    numeric = _central_differences(_objective(model, forget, retain, alpha, lam, lam0), model)
     # as test_second_order_matches_finite_differences: truncation ~1e-12, rounding ~2e-10
     torch.testing.assert_close(analytic, numeric, rtol=1e-6, atol=1e-8)
 
