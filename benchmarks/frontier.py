@@ -674,10 +674,12 @@ def run_task(args) -> bool:
     try:
         sweep_list = sweep_jobs(args, out)
         sweep = run_all(sweep_list, pool)
-        curves = sweep_curves(sweep, args.labels)
+        # a method with no sweep run on disk yet (another --methods run's report) is left out
+        # of the report; one whose every sweep run failed is named
+        started = {r["job"]["label"] for r in sweep}
+        curves = sweep_curves(sweep, [label for label in args.labels if label in started])
         points = {label: choose(pts) for label, pts in curves.items()}
-        missing = [label for label, pt in points.items() if pt is None]
-        for label in missing:
+        for label in (label for label, pt in points.items() if pt is None):
             print(f"{label}: every sweep run failed; no held-out runs", flush=True)
         labels = {k: v for k, v in args.labels.items() if points.get(k) is not None}
         args.labels = labels

@@ -74,7 +74,7 @@ def test_relearning_raises_the_forgotten_class_share(tmp_path):
         "--attack",
         "relearn",
         "--samples",
-        "24",
+        "16",
         "--relearn_steps",
         "10",
         "20",

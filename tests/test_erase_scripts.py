@@ -62,6 +62,8 @@ def test_erase_class_lur_forgets_digit_and_writes_the_output_contract(tmp_path):
         "60",
         "--eval_samples_per_class",
         "20",
+        "--num_inference_steps",
+        "20",
     )
     for f in (
         "unet/config.json",
@@ -81,6 +83,7 @@ def test_erase_class_lur_forgets_digit_and_writes_the_output_contract(tmp_path):
     assert metrics["unlearning_accuracy"] >= metrics["before"]["unlearning_accuracy"] + 0.5
     config = json.loads((out / "erase_config.json").read_text())
     assert config["guidance_scale"] and config["null_class"] == 10 and config["image_size"] == 8
+    assert config["num_inference_steps"] == 20
     log = json.loads((out / "step_log.json").read_text())
     assert len(log) == 60 and {"loss_forget", "loss_retain_lookahead", "cos"} <= set(log[0])
     assert "cos_at_theta" in log[0]  # the conflict at θ is measured every --monitor_every steps
