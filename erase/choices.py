@@ -7,4 +7,9 @@ diffusers and transformers are imported; the modules that use them import them f
 MODES = ("first_order", "second_order")
 ORDERS = ("forget_first", "retain_first")
 PRECONDITIONERS = ("none", "adam")
+# one message for the meta-step config and the command line (erase.validate)
+ANCHOR_WITH_RETAIN_FIRST = (
+    "--retain_weight_at_theta adds λ₀·L_r(θ) to the forget-first objective; with "
+    "--meta_order retain_first the retain loss at θ is already the inner loss: drop one"
+)
 PARAM_SETS = ("full", "xattn", "noxattn", "xattn-kv", "lora")

@@ -36,7 +36,12 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 LossClosure = Callable[[Callable, int], torch.Tensor]
 GradReducer = Callable[[Sequence[torch.Tensor]], None]
 
-from .choices import MODES, ORDERS, PRECONDITIONERS  # noqa: E402  (re-exported)
+from .choices import (  # noqa: E402  (re-exported)
+    ANCHOR_WITH_RETAIN_FIRST,
+    MODES,
+    ORDERS,
+    PRECONDITIONERS,
+)
 
 
 @dataclass
@@ -71,10 +76,7 @@ class MetaConfig:
         if self.retain_weight_at_theta < 0:
             raise ValueError("meta retain_weight_at_theta must be >= 0")
         if self.retain_weight_at_theta > 0 and self.order != "forget_first":
-            raise ValueError(
-                "retain_weight_at_theta adds λ₀·L_r(θ) to the forget-first objective; with "
-                "order retain_first L_r(θ) is already the inner loss: use one or the other"
-            )
+            raise ValueError(ANCHOR_WITH_RETAIN_FIRST)
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -13,6 +13,7 @@ import math
 import os
 from pathlib import Path
 
+from .choices import ANCHOR_WITH_RETAIN_FIRST
 from .errors import EraseError
 
 # -- numbers ---------------------------------------------------------------------------------
@@ -203,10 +204,7 @@ def validate_args(args) -> None:
     if getattr(args, "retain_weight_at_theta", 0) and getattr(args, "meta_order", "") == (
         "retain_first"
     ):
-        raise EraseError(
-            "--retain_weight_at_theta adds λ₀·L_r(θ) to the forget-first objective; with "
-            "--meta_order retain_first the retain loss at θ is already the inner loss: drop one"
-        )
+        raise EraseError(ANCHOR_WITH_RETAIN_FIRST)
 
 
 def prompts_arg(values):
