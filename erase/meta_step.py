@@ -261,8 +261,10 @@ def meta_gradient(
     """Retain-after-forget gradient into ``p.grad``; see the module docstring.
 
     ``monitor`` also evaluates the outer loss and its gradient at θ (one extra forward and
-    backward) to log the conflict at θ next to the one at θ'. ``mask`` (SalUn saliency, 0/1
-    per element) restricts the look-ahead to the salient weights.
+    backward) to log the conflict at θ next to the one at θ'; with ``retain_weight_at_theta``
+    the λ₀ term takes ∇L_r(θ) afresh rather than keeping the monitor's (that would hold a third
+    parameter-sized buffer through the look-ahead, on monitor steps only). ``mask`` (SalUn
+    saliency, 0/1 per element) restricts the look-ahead to the salient weights.
     """
     if cfg.mode == "second_order":
         # fused attention kernels (flash, memory-efficient) have no double backward
