@@ -59,7 +59,9 @@ def test_erase_class_lur_forgets_digit_and_writes_the_output_contract(tmp_path):
         "--seed",
         "0",
         "--max_train_steps",
-        "60",
+        "30",
+        "--learning_rate",
+        "2e-4",
         "--eval_samples_per_class",
         "20",
         "--num_inference_steps",
@@ -79,13 +81,14 @@ def test_erase_class_lur_forgets_digit_and_writes_the_output_contract(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("unlearning_accuracy", "retained_accuracy", "fid_remaining"):
         assert key in metrics and key in metrics["before"]
-    # 60 steps already forget most of the digit: UA rises by a wide margin
+    # 30 steps at twice the default rate already forget most of the digit (UA 0 → 0.9 when
+    # written): UA rises by a wide margin
     assert metrics["unlearning_accuracy"] >= metrics["before"]["unlearning_accuracy"] + 0.5
     config = json.loads((out / "erase_config.json").read_text())
     assert config["guidance_scale"] and config["null_class"] == 10 and config["image_size"] == 8
     assert config["num_inference_steps"] == 20
     log = json.loads((out / "step_log.json").read_text())
-    assert len(log) == 60 and {"loss_forget", "loss_retain_lookahead", "cos"} <= set(log[0])
+    assert len(log) == 30 and {"loss_forget", "loss_retain_lookahead", "cos"} <= set(log[0])
     assert "cos_at_theta" in log[0]  # the conflict at θ is measured every --monitor_every steps
 
     # a user samples from the output with plain diffusers
