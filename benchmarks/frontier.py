@@ -646,13 +646,6 @@ def main(argv=None):
             work = [a + b for a, b in zip(work, dry_run(one, Path(one.output_dir) / one.task))]
         else:
             failed |= run_task(one)
-            if one.methods and not one.report_only and one.labels != one.all_labels:
-                # a run of some methods must not leave a report of those alone in place of
-                # the whole comparison: rewrite it over every method's runs on disk
-                whole = copy.copy(one)
-                whole.labels, whole.report_only = dict(one.all_labels), True
-                print(f"# {one.task} task: the report over every method", flush=True)
-                run_task(whole)
     if args.dry_run and len(tasks) > 1:
         total, left = (w / args.jobs / 3600 for w in work)
         print(
@@ -660,6 +653,24 @@ def main(argv=None):
         )
     if failed:
         sys.exit(1)
+
+
+def _sweep_then_held_out(args, out: Path, pool) -> tuple:
+    """The sweep and held-out jobs of ``args.labels``: run on ``pool``, or with ``pool`` None
+    only read back from disk. Leaves ``args.labels`` at the methods with an operating point."""
+    sweep_list = sweep_jobs(args, out)
+    sweep = run_all(sweep_list, pool)
+    # a method with no sweep run on disk yet (another --methods run's report) is left out
+    # of the report; one whose every sweep run failed is named
+    started = {r["job"]["label"] for r in sweep}
+    curves = sweep_curves(sweep, [label for label in args.labels if label in started])
+    points = {label: choose(pts) for label, pts in curves.items()}
+    for label in (label for label, pt in points.items() if pt is None):
+        print(f"{label}: every sweep run failed; no held-out runs", flush=True)
+    args.labels = {k: v for k, v in args.labels.items() if points.get(k) is not None}
+    held_list = heldout_jobs(args, out, points)
+    held_results = run_all(held_list, pool)
+    return sweep_list, sweep, curves, points, held_list, held_results
 
 
 def run_task(args) -> bool:
@@ -672,26 +683,26 @@ def run_task(args) -> bool:
     t0 = time.time()
     pool = None if args.report_only else Pool(args.jobs)
     try:
-        sweep_list = sweep_jobs(args, out)
-        sweep = run_all(sweep_list, pool)
-        # a method with no sweep run on disk yet (another --methods run's report) is left out
-        # of the report; one whose every sweep run failed is named
-        started = {r["job"]["label"] for r in sweep}
-        curves = sweep_curves(sweep, [label for label in args.labels if label in started])
-        points = {label: choose(pts) for label, pts in curves.items()}
-        for label in (label for label, pt in points.items() if pt is None):
-            print(f"{label}: every sweep run failed; no held-out runs", flush=True)
-        labels = {k: v for k, v in args.labels.items() if points.get(k) is not None}
-        args.labels = labels
-        held_list = heldout_jobs(args, out, points)
-        held_results = run_all(held_list, pool)
+        sweep_list, sweep, curves, points, held_list, held_results = _sweep_then_held_out(
+            args, out, pool
+        )
     finally:
         if pool is not None:
             pool.close()
+    # a failed run leaves no result.json: keep this call's failures for the report
+    failed = [r for r in sweep + held_results if "error" in r]
+    if args.methods and not args.report_only and set(args.labels) != set(args.all_labels):
+        # a run of some methods must not leave a report of those alone in place of the whole
+        # comparison: the report covers every method's runs on disk
+        args = copy.copy(args)
+        args.labels = dict(args.all_labels)
+        sweep_list, sweep, curves, points, held_list, held_results = _sweep_then_held_out(
+            args, out, None
+        )
+    labels = args.labels
     held = heldout_summary(held_results, labels)
     seed_free = {label for label, (method, _, _) in labels.items() if method in SEED_FREE}
     h2h = head_to_head(held_results, args.held_out, DEFAULT_EVAL, seed_free)
-    failed = [r for r in sweep + held_results if "error" in r]
     args.pending = {
         "sweep": sum(not _done(j) for j in sweep_list),
         "sweep_total": len(sweep_list),
