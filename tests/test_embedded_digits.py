@@ -191,3 +191,18 @@ def test_training_runs_and_loss_goes_down(tmp_path):
     assert (tmp_path / "ddpm" / "unet" / "diffusion_pytorch_model.safetensors").exists()
     for k, v in unet.state_dict().items():
         assert torch.equal(v, unet2.state_dict()[k])
+
+
+def test_committed_configs_name_no_machine_path():
+    """diffusers writes the folder a model was loaded from into ``_name_or_path`` on save; a
+    committed asset must not carry the path of the machine that made it."""
+    import json
+    from pathlib import Path
+
+    assets = Path(__file__).resolve().parents[1] / "erase" / "assets"
+    configs = sorted(assets.rglob("*.json"))
+    assert configs
+    for path in configs:
+        data = json.loads(path.read_text())
+        name = data.get("_name_or_path", "") if isinstance(data, dict) else ""
+        assert not Path(str(name)).is_absolute(), f"{path.relative_to(assets)} names {name}"
