@@ -269,7 +269,7 @@ def meta_gradient(
     if cfg.mode == "second_order":
         # fused attention kernels (flash, memory-efficient) have no double backward
         with sdpa_kernel(SDPBackend.MATH):
-            return _meta_second_order(ctx, forget, retain, cfg, mask)
+            return _meta_second_order(ctx, forget, retain, cfg, mask, monitor)
     inner, outer = (forget, retain) if cfg.order == "forget_first" else (retain, forget)
     w_in, w_out = _weights(cfg)
     stats: dict = {}
@@ -324,7 +324,7 @@ def meta_gradient(
     return stats
 
 
-def _meta_second_order(ctx, forget, retain, cfg: MetaConfig, mask) -> dict:
+def _meta_second_order(ctx, forget, retain, cfg: MetaConfig, mask, monitor: bool = False) -> dict:
     """Exact ∇J through the look-ahead (Hessian-vector products via double backward).
 
     For parameter subsets and small models: the graph of the inner gradient is kept. The
@@ -379,4 +379,12 @@ def _meta_second_order(ctx, forget, retain, cfg: MetaConfig, mask) -> dict:
     stats[f"loss_{key_out}_lookahead"] = float(l_out.detach())
     if l_anchor is not None:
         stats["loss_retain"] = float(l_anchor.detach())
+    if monitor:
+        # the outer loss and its gradient at θ, after the step's own graph is freed: the same
+        # "_at_theta" statistics as the first-order path, one more forward and backward
+        l_out_theta = mean_loss(outer, ctx.model)
+        g_out_theta = torch.autograd.grad(l_out_theta, params)
+        s = _conflict_stats(g_first, list(g_out_theta), suffix="_at_theta")
+        stats.update({k: v for k, v in s.items() if not k.startswith("_")})
+        stats[f"loss_{key_out}"] = float(l_out_theta.detach())
     return stats
