@@ -380,11 +380,12 @@ def _meta_second_order(ctx, forget, retain, cfg: MetaConfig, mask, monitor: bool
     if l_anchor is not None:
         stats["loss_retain"] = float(l_anchor.detach())
     if monitor:
-        # the outer loss and its gradient at θ, after the step's own graph is freed: the same
-        # "_at_theta" statistics as the first-order path, one more forward and backward
-        l_out_theta = mean_loss(outer, ctx.model)
-        g_out_theta = torch.autograd.grad(l_out_theta, params)
-        s = _conflict_stats(g_first, list(g_out_theta), suffix="_at_theta")
+        # the outer loss and its gradient at θ taken as the first-order monitor takes them
+        # (micro-batch by micro-batch, all-reduced), the step's gradient set aside meanwhile
+        step_grads = _take_grads(params)
+        stats[f"loss_{key_out}"] = accumulate_grad(ctx, outer)
+        s = _conflict_stats(g_first, _grads(params), suffix="_at_theta")
         stats.update({k: v for k, v in s.items() if not k.startswith("_")})
-        stats[f"loss_{key_out}"] = float(l_out_theta.detach())
+        for p, g in zip(params, step_grads):
+            p.grad = g
     return stats

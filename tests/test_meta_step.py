@@ -218,7 +218,12 @@ def test_lookahead_loss_logged_is_the_loss_at_the_lookahead_point(mode):
             p.sub_(alpha * gi)
     expected = float(retain(ref, 0))
     cfg = MetaConfig(mode=mode, inner_lr=alpha, precondition="none")
+    unmonitored = copy.deepcopy(model)
+    meta_gradient(_ctx(unmonitored), forget, retain, cfg)
     stats = meta_gradient(_ctx(model), forget, retain, cfg, monitor=True)
+    # the monitor reads, it does not change the step's gradient
+    for p, q in zip(model.parameters(), unmonitored.parameters()):
+        assert torch.equal(p.grad, q.grad)
     # the same float64 loss at a look-ahead point reached with another operation order
     assert stats["loss_retain_lookahead"] == pytest.approx(expected, rel=1e-12)
     assert stats["loss_retain"] == pytest.approx(float(retain(model, 0)), rel=1e-12)
