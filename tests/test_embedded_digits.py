@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 from helpers import assert_same_pixels
@@ -14,7 +17,7 @@ from erase.embedded.ddpm import (
     make_digits_unet,
     train_digits_ddpm,
 )
-from erase.embedded.digits import digits_split, load_digits_images, real_digits_of
+from erase.embedded.digits import ASSETS_DIR, digits_split, load_digits_images, real_digits_of
 from erase.errors import EraseError
 from erase.metrics.classification import class_accuracy, erasure_metrics
 from erase.metrics.fid import fid_from_images, inception_feature_extractor
@@ -196,10 +199,7 @@ def test_training_runs_and_loss_goes_down(tmp_path):
 def test_committed_configs_name_no_machine_path():
     """diffusers writes the folder a model was loaded from into ``_name_or_path`` on save; a
     committed asset must not carry the path of the machine that made it."""
-    import json
-    from pathlib import Path
-
-    assets = Path(__file__).resolve().parents[1] / "erase" / "assets"
+    assets = ASSETS_DIR
     configs = sorted(assets.rglob("*.json"))
     assert configs
     for path in configs:
