@@ -113,6 +113,7 @@ class EraseTrainer:
         cfg: TrainConfig,
         output_dir: str | Path,
         validate: Callable[[int], None] | None = None,
+        stopper=None,
     ):
         self.acc = accelerator
         self.model = model
@@ -124,6 +125,8 @@ class EraseTrainer:
         self.cfg = cfg
         self.output_dir = Path(output_dir)
         self.validate = validate
+        self.stopper = stopper  # erase.stopping.StopMonitor: judge every N steps, stop at a target
+        self.stop_reason: str | None = None
         self.log: list[dict] = []
         self.mask: dict[str, torch.Tensor] | None = None
         self.loss_scale = 2.0**14 if accelerator.mixed_precision == "fp16" else 1.0
@@ -163,6 +166,8 @@ class EraseTrainer:
             "log": self.log,
             "method": self.method.name,
             "meta": self.meta.to_dict(),
+            "stopping": self.stopper.state_dict() if self.stopper else None,
+            "stop_reason": self.stop_reason,
         }
 
     def save(self, step: int) -> Path | None:
@@ -198,6 +203,9 @@ class EraseTrainer:
         self.loss_scale = state["loss_scale"]
         self.good_steps = state["good_steps"]
         self.elapsed = state.get("elapsed", 0.0)
+        if self.stopper is not None:
+            self.stopper.load_state_dict(state.get("stopping"))
+            self.stop_reason = state.get("stop_reason")
         if mask is not None:
             self.mask = {k: v.to(self.acc.device) for k, v in mask.items()}
         if self.acc.is_main_process:
@@ -334,7 +342,8 @@ class EraseTrainer:
             disable=not self.acc.is_local_main_process,
         )
         self.model.train()
-        for step in range(start, self.cfg.max_train_steps):
+        end = start if self.stop_reason is not None else self.cfg.max_train_steps
+        for step in range(start, end):
             t0 = time.perf_counter()
             try:
                 stats = self.train_step(step)
@@ -359,6 +368,11 @@ class EraseTrainer:
             bar.set_postfix(post)
             bar.update(1)
             done = step + 1
+            # judged before the checkpoint, so a resumed run carries the check and its verdict
+            if self.stopper is not None and self.stopper.due(done, self.cfg.max_train_steps):
+                self.stop_reason = self.stopper.check(done, self.acc)
+                stats["erased_check"] = self.stopper.checks[-1]["erased"]
+                bar.set_postfix({**post, "erased": f"{stats['erased_check']:.2f}"})
             if self.cfg.checkpointing_steps and done % self.cfg.checkpointing_steps == 0:
                 self.save(done)
             if (
@@ -367,5 +381,12 @@ class EraseTrainer:
                 and done % self.cfg.validation_steps == 0
             ):
                 self.validate(done)
+            if self.stop_reason is not None:
+                break
         bar.close()
+        if self.stopper is not None:
+            last = self.log[-1]["step"] if self.log else start
+            self.stopper.finish(last, self.stop_reason, self.cfg.max_train_steps)
+            if self.acc.is_main_process:
+                print(f"stopping rule: {self.stopper.summary()}")
         return self.log

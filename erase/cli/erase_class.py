@@ -18,6 +18,7 @@ from pathlib import Path
 from erase.errors import EraseError, cli_main
 from erase.methods import CLASS_METHODS
 from erase.runs import add_training_args
+from erase.stopping import add_stopping_args
 from erase.validate import validate_args
 
 DEFAULTS = dict(steps=150, lr=1e-4, batch=64)
@@ -73,6 +74,16 @@ def parse_args(argv=None):
         "or can be downloaded)",
     )
     add_training_args(p, **DEFAULTS)
+    add_stopping_args(p, budget=DEFAULTS["steps"])
+    p.add_argument(
+        "--reference",
+        nargs="+",
+        default=None,
+        help="exact-unlearning reference(s) to measure the run against: 'auto' (the digits "
+        "DDPM retrained without the forget classes, trained once into the cache, ~25 min a "
+        "seed on a CPU) or model folder(s) trained without them; a second one (auto: seed 1) "
+        "gives the noise floor",
+    )
     return p.parse_args(argv)
 
 
@@ -187,10 +198,14 @@ def run(args):
         )
     data = fit_to_model(data, unet.config.in_channels, unet.config.sample_size)
     judge = None
-    if args.judge and not args.no_eval:
+    if args.judge:
         from erase.judge import load_judge
 
         judge = load_judge(args.judge, num_classes=n_classes)
+    digits_world = data.source == "sklearn-digits" and n_classes == 10
+    from erase.stopping import class_stop_monitor, resolve_rule
+
+    rule = resolve_rule(args, judge is not None or digits_world, DEFAULTS["steps"])
     guidance = args.guidance_scale or world.get("guidance_scale", 2.0)
     steps = args.num_inference_steps or world.get("num_inference_steps", 50)
     args.guidance_scale, args.num_inference_steps = guidance, steps
@@ -205,6 +220,15 @@ def run(args):
     unet.to(device)
     named = select_trainable(unet, "full")
     meta, train_cfg = configs_from_args(args, method)
+    stopper = None
+    if rule is not None:
+        from erase.embedded.classifier import load_digits_classifier
+
+        stopper = class_stop_monitor(
+            rule, unet, scheduler, judge if judge is not None else load_digits_classifier(),
+            sorted(set(args.forget_class)), null_class, guidance, steps,
+            f"ResNet-18 judge from {args.judge}" if judge is not None else "digits classifier",
+        )
     task = ClassErasureTask(
         frozen,
         scheduler,
@@ -226,7 +250,7 @@ def run(args):
         acc.init_trackers("erase_class", config={k: str(v) for k, v in config.items()})
 
     t0 = time.perf_counter()
-    trainer = EraseTrainer(acc, unet, named, task, method, meta, train_cfg, out)
+    trainer = EraseTrainer(acc, unet, named, task, method, meta, train_cfg, out, stopper=stopper)
     log = trainer.train()
     train_seconds = time.perf_counter() - t0
     acc.wait_for_everyone()
@@ -241,10 +265,11 @@ def run(args):
         scheduler.save_pretrained(tmp)
     config["train_seconds"] = round(train_seconds, 2)
     config["erasure_seconds"] = round(trainer.elapsed, 2)
+    config["stopping"] = stopper.stopped if stopper is not None else "off (a fixed budget)"
+    config["trained_steps"] = log[-1]["step"] if log else 0
     atomic_write_json(out / "erase_config.json", config)
     save_step_log(log, out, title=f"erase class {args.forget_class} with {method.name}")
 
-    digits_world = data.source == "sklearn-digits" and n_classes == 10
     if not args.no_eval and (judge is not None or digits_world):
         from erase.class_eval import add_inception_fid, class_grid, evaluate_class_erasure
         from erase.embedded.classifier import load_digits_classifier
@@ -279,6 +304,14 @@ def run(args):
         if judge is not None and args.inception_fid == "auto":
             add_inception_fid(metrics, before, after, real_by_class, eval_device)
         metrics["erasure_seconds"] = config["erasure_seconds"]
+        metrics["trained_steps"] = config["trained_steps"]
+        metrics["stopping"] = config["stopping"]
+        if args.reference:
+            from erase.class_reference import class_gap
+
+            metrics["reference_gap"] = class_gap(
+                out, args, metrics, classifier, eval_cfg, real_by_class, eval_device
+            )
         atomic_write_json(out / "metrics.json", metrics)
         save_image(
             class_grid(before, after, title_after=f"erased ({method.name})"), out / "grid.png"
@@ -298,6 +331,8 @@ def run(args):
             {
                 "note": "no judge for this data; evaluate with eval/ and your own classifier",
                 "erasure_seconds": config["erasure_seconds"],
+                "trained_steps": config["trained_steps"],
+                "stopping": config["stopping"],
             },
         )
     atomic_write_text(out / COMPLETE_MARKER, "")

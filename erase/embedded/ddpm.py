@@ -94,6 +94,7 @@ def train_digits_ddpm(
     progress: bool = True,
     log_every: int = 50,
     loss_curve_every: int = 50,
+    exclude_classes: tuple[int, ...] = (),
 ):
     """Train the class-conditional DDPM; returns ``(unet, scheduler, info)``.
 
@@ -102,6 +103,8 @@ def train_digits_ddpm(
     ``cond_drop`` so that one network gives both terms of classifier-free guidance. If
     ``classifier`` is given, the samples it recognises are measured and written to
     ``world.json``. With ``output_dir`` the result is saved there atomically.
+    ``exclude_classes`` trains the same recipe on the data without those classes: the
+    exact-unlearning reference (:mod:`erase.reference`).
     """
     from tqdm.auto import tqdm
 
@@ -116,6 +119,9 @@ def train_digits_ddpm(
         images, labels = s.train_images, s.train_labels
     else:
         images, labels = load_digits_images()
+    if exclude_classes:
+        keep = ~torch.isin(labels, torch.tensor([int(c) for c in exclude_classes]))
+        images, labels = images[keep], labels[keep]
     images, labels = images.to(device), labels.to(device)
 
     unet = (unet if unet is not None else make_digits_unet()).to(device)
@@ -195,6 +201,9 @@ def train_digits_ddpm(
             for i in range(0, len(losses), loss_curve_every)
         ],
     }
+    if exclude_classes:
+        info["excluded_classes"] = sorted(int(c) for c in exclude_classes)
+        info["data"] += f", without classes {info['excluded_classes']}"
     if classifier is not None:
         info["evaluation"] = evaluate_digits_ddpm(
             unet, scheduler, classifier, samples_per_class=eval_samples_per_class

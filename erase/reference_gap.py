@@ -1,0 +1,100 @@
+"""How far is an erased model from one that never learned the concept?
+
+For a run and its exact-unlearning reference (:mod:`erase.reference`) the same measures are
+taken with the same judge, samples and seeds — erased share (UA), kept accuracy on the other
+classes, FID of the other classes, and the relearning curve (share back after 5, 10, 20 steps of
+the relearning attack) — then the gaps |run − reference| and their mean, the Avg. Gap of the
+unlearning literature (SalUn's tables) over erased share, kept accuracy and the relearning
+share at ``AVG_GAP_RELEARN_STEP`` steps; FID is reported beside it, not in it (another scale).
+
+Two references of different seeds give the noise floor: the Avg. Gap between them. A run whose
+Avg. Gap is at or below it cannot be told apart from retraining by these measures.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+from .io import atomic_write_json
+
+RELEARN_STEPS = (5, 10, 20)
+AVG_GAP_RELEARN_STEP = 10
+AVG_GAP_TERMS = ("erased", "kept", f"relearn@{AVG_GAP_RELEARN_STEP}")
+
+
+def measures_from(metrics: dict, curve: list[dict] | None) -> dict:
+    """The measures of one model from its class-erasure metrics and its relearning curve."""
+    m = {
+        "erased": metrics["unlearning_accuracy"],
+        "kept": metrics["retained_accuracy"],
+        "fid": metrics.get("fid_remaining"),
+    }
+    for point in curve or []:
+        m[f"relearn@{point['steps']}"] = point["share"]
+    return m
+
+
+def gaps(run: dict, reference: dict) -> dict:
+    """|run − reference| per measure both have, and the Avg. Gap over ``AVG_GAP_TERMS``."""
+    out = {
+        k: abs(run[k] - reference[k])
+        for k in run
+        if k in reference and run[k] is not None and reference[k] is not None
+    }
+    terms = [out[k] for k in AVG_GAP_TERMS if k in out]
+    out["avg_gap"] = sum(terms) / len(terms) if terms else None
+    out["avg_gap_terms"] = [k for k in AVG_GAP_TERMS if k in out]
+    return out
+
+
+def gap_record(run: dict, references: list[dict]) -> dict:
+    """The run, its reference (the first), their gaps, and the noise floor when two are given."""
+    record = {
+        "run": run,
+        "reference": references[0],
+        "gap": gaps(run, references[0]),
+        "avg_gap_definition": "mean of |run - reference| over "
+        + ", ".join(AVG_GAP_TERMS)
+        + " (shares in [0, 1]); FID beside it",
+    }
+    if len(references) > 1:
+        floor = gaps(references[1], references[0])
+        record["reference_seed_2"] = references[1]
+        record["noise_floor"] = floor
+        a, f = record["gap"]["avg_gap"], floor["avg_gap"]
+        record["indistinguishable_from_retraining"] = (
+            None if a is None or f is None else bool(a <= f)
+        )
+    return record
+
+
+def _key(settings: dict) -> str:
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def cached_measures(folder: Path, settings: dict, compute) -> dict:
+    """A reference's measures are the same for every run judged alike: cache them beside it."""
+    path = Path(folder) / "measures" / f"{_key(settings)}.json"
+    if path.exists():
+        return json.loads(path.read_text())["measures"]
+    measures = compute()
+    atomic_write_json(path, {"settings": settings, "measures": measures})
+    return measures
+
+
+def summary_line(record: dict) -> str:
+    g = record["gap"]
+    line = (
+        f"gap to the exact-unlearning reference: Avg. Gap {g['avg_gap']:.3f} "
+        f"(erased {record['run']['erased']:.3f} vs {record['reference']['erased']:.3f}, "
+        f"kept {record['run']['kept']:.3f} vs {record['reference']['kept']:.3f}"
+    )
+    k = f"relearn@{AVG_GAP_RELEARN_STEP}"
+    if k in record["run"] and k in record["reference"]:
+        line += f", back after {AVG_GAP_RELEARN_STEP} steps {record['run'][k]:.2f} vs {record['reference'][k]:.2f}"
+    line += ")"
+    if "noise_floor" in record:
+        line += f"; noise floor {record['noise_floor']['avg_gap']:.3f}"
+    return line

@@ -1,0 +1,271 @@
+"""Erase until it is gone: judge the concept every N steps and stop at a target.
+
+A fixed step budget leaves some concepts half erased (digit 8 at 150 steps: 24–35 % by every
+retain-weighted method) and compares methods at different erasure levels. The stopping rule
+judges a fixed set of samples of the concept every ``eval_every`` steps with the evaluation's
+own judge and stops when the erased share reaches ``target``, at the ``max_train_steps`` cap, or
+after ``patience`` checks without progress (as CUIG does with UnlearnCanvas' classifiers).
+
+Why it cannot change the trajectory: the check samples with its own seeded noise (never the
+training generators, which are a pure function of (seed, step)), in eval mode, under
+``no_grad``, and puts the model back in train mode; so a run stopped at step s has the weights
+of a fixed run of s steps, and resume stays bit-exact (the checks live in the checkpoint).
+On several processes only the main one judges; its verdict is broadcast and all follow.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+from .errors import EraseError
+
+CHECK_SEED = 20_000  # the check's seeds: apart from the final evaluation's (10_000) and training
+DEFAULT_TARGET = 0.95
+CAP_MULTIPLE = 4  # with stopping on, the default cap is this × the fixed budget
+
+
+@dataclass
+class StopRule:
+    """``target``: erased share to reach (None: no stopping, a fixed budget)."""
+
+    target: float | None = DEFAULT_TARGET
+    eval_every: int = 25
+    samples: int = 32
+    patience: int = 0  # checks without a gain of ``min_delta``; 0: never give up early
+    min_delta: float = 0.01
+
+    def __post_init__(self):
+        if self.target is not None and not 0.0 < self.target <= 1.0:
+            raise EraseError(
+                f"--stop_at_erased {self.target} is not a share; give a number in (0, 1] "
+                "(0.95: stop once 95 %% of the check's samples no longer show the concept) or off"
+            )
+        if self.eval_every < 1:
+            raise EraseError(f"--eval_every must be >= 1, got {self.eval_every}")
+        if self.samples < 1:
+            raise EraseError(f"--stop_samples must be >= 1, got {self.samples}")
+        if self.patience < 0:
+            raise EraseError(f"--stop_patience must be >= 0, got {self.patience}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class StopMonitor:
+    """Runs the checks of one run, decides, and records why the run ended.
+
+    ``erased_share()`` samples the model as it is now and returns the share of samples its judge
+    no longer recognises as the concept; ``description`` says which judge and samples.
+    """
+
+    rule: StopRule
+    erased_share: Callable[[], float]
+    description: dict = field(default_factory=dict)
+    checks: list[dict] = field(default_factory=list)
+    stopped: dict | None = None
+
+    def due(self, step: int, last_step: int) -> bool:
+        """A check every ``eval_every`` steps, and one at the cap so every run ends judged."""
+        return step % self.rule.eval_every == 0 or step == last_step
+
+    def check(self, step: int, accelerator=None) -> str | None:
+        """Judge now; returns why to stop (``target`` or ``patience``) or None to go on."""
+        t0 = time.perf_counter()
+        share = self._judge(accelerator)
+        self.checks.append(
+            {"step": step, "erased": share, "seconds": round(time.perf_counter() - t0, 3)}
+        )
+        if share >= self.rule.target:
+            return "target"
+        k = self.rule.patience
+        if k and len(self.checks) > k:
+            before = max(c["erased"] for c in self.checks[:-k])
+            recent = max(c["erased"] for c in self.checks[-k:])
+            if recent < before + self.rule.min_delta:
+                return "patience"
+        return None
+
+    def _judge(self, accelerator) -> float:
+        main = accelerator is None or accelerator.is_main_process
+        share = float(self.erased_share()) if main else 0.0
+        if accelerator is not None and accelerator.num_processes > 1:
+            from accelerate.utils import broadcast
+
+            t = torch.tensor([share], dtype=torch.float64, device=accelerator.device)
+            share = float(broadcast(t, from_process=0).item())
+        return share
+
+    def finish(self, step: int, reason: str | None, cap: int) -> dict:
+        """The record of why the run ended, for metrics.json, the model card and the report."""
+        reason = reason or "cap"
+        last = self.checks[-1]["erased"] if self.checks else None
+        self.stopped = {
+            "reason": reason,
+            "step": step,
+            "cap": cap,
+            "target": self.rule.target,
+            "erased_at_stop": last,
+            "reached": last is not None and last >= self.rule.target,
+            "rule": self.rule.to_dict(),
+            "judge": self.description,
+            "checks": list(self.checks),
+        }
+        return self.stopped
+
+    def summary(self) -> str:
+        s = self.stopped or {}
+        what = {
+            "target": f"target {s.get('target'):.0%} met at step {s.get('step')}",
+            "patience": f"no progress for {self.rule.patience} checks; stopped at step {s.get('step')}",
+            "cap": f"cap of {s.get('cap')} steps reached",
+        }.get(s.get("reason"), "not stopped")
+        erased = s.get("erased_at_stop")
+        return what + ("" if erased is None else f" ({erased:.1%} erased by the check)")
+
+    def state_dict(self) -> dict:
+        return {"checks": list(self.checks)}
+
+    def load_state_dict(self, state: dict | None) -> None:
+        self.checks = list((state or {}).get("checks", []))
+
+
+def class_erased_share(
+    unet, scheduler, classifier, forget_classes, null_class, guidance_scale, steps, n
+) -> Callable[[], float]:
+    """The class task's check: ``n`` samples of each forget class from fixed seeds; erased =
+    the judge's top-1 is not the asked class (UA, as the final evaluation computes it)."""
+    from .metrics.classification import predict_labels
+    from .sampling import sample_class_conditional
+
+    labels = torch.tensor([int(c) for c in forget_classes]).repeat_interleave(n)
+
+    @torch.no_grad()
+    def share() -> float:
+        images = sample_class_conditional(
+            unet,
+            scheduler,
+            labels,
+            guidance_scale=guidance_scale,
+            null_class=null_class,
+            num_inference_steps=steps,
+            seed=CHECK_SEED,
+        )
+        pred = predict_labels(classifier, images)
+        return float((pred != labels).float().mean())
+
+    return share
+
+
+def images_erased_share(
+    generate: Callable[[list[str], list[int]], list], prompts: list[str], judge, n: int
+) -> Callable[[], float]:
+    """The concept task's check: ``n`` images over the forget prompts (round robin) from fixed
+    seeds; erased = the judge (``erase.attacks.judges``: embedded, NudeNet, a classifier
+    folder) does not see the concept."""
+    chosen = [prompts[i % len(prompts)] for i in range(n)]
+    seeds = [CHECK_SEED + i for i in range(n)]
+
+    @torch.no_grad()
+    def share() -> float:
+        seen = judge.sees(generate(chosen, seeds))
+        return 1.0 - sum(bool(s) for s in seen) / len(seen)
+
+    return share
+
+
+def stop_target(value: str) -> float | str:
+    """``--stop_at_erased``: a share in (0, 1] (95 reads as 95 %), ``auto`` or ``off``."""
+    v = str(value).strip().lower()
+    if v in ("auto", "off"):
+        return v
+    try:
+        x = float(v)
+    except ValueError:
+        raise EraseError(
+            f"--stop_at_erased {value!r}: give a share in (0, 1], auto or off"
+        ) from None
+    return x / 100.0 if 1.0 < x <= 100.0 else x
+
+
+def resolve_rule(args, judge_available: bool, budget: int) -> StopRule | None:
+    """The run's stopping rule from its flags, and its step cap (``args.max_train_steps``).
+
+    ``auto`` (the default) stops at 95 % wherever a judge is available and says so where none
+    is; with stopping on and no ``--max_train_steps`` the cap is ``CAP_MULTIPLE`` × ``budget``.
+    """
+    target = stop_target(args.stop_at_erased)
+    if target == "auto":
+        target = DEFAULT_TARGET if judge_available else "off"
+        if not judge_available:
+            print(
+                "stopping rule off: no judge for this concept (pass --judge, or "
+                "--stop_at_erased off to silence this); training the fixed "
+                f"{args.max_train_steps or budget} steps"
+            )
+    if target == "off" or target == 0.0:
+        if args.max_train_steps is None:
+            args.max_train_steps = budget
+        return None
+    if not judge_available:
+        raise EraseError(
+            "--stop_at_erased needs a judge to tell when the concept is gone; pass --judge "
+            "(a class judge folder, nudenet, or an image-classifier folder) or --stop_at_erased off"
+        )
+    rule = StopRule(
+        target=float(target),
+        eval_every=args.eval_every,
+        samples=args.stop_samples,
+        patience=args.stop_patience,
+    )
+    if args.max_train_steps is None:
+        args.max_train_steps = CAP_MULTIPLE * budget
+    return rule
+
+
+def add_stopping_args(p, *, budget: int, eval_every: int = 25, samples: int = 32) -> None:
+    """The stopping flags (one group, shared by the erasure jobs)."""
+    g = p.add_argument_group("stopping: erase until the judge says the concept is gone")
+    g.add_argument(
+        "--stop_at_erased",
+        default="auto",
+        help="stop once this share of the check's samples no longer shows the concept "
+        f"(auto: {DEFAULT_TARGET} where a judge is available, else off; or off); "
+        "--max_train_steps is the cap",
+    )
+    g.add_argument("--eval_every", type=int, default=eval_every, help="steps between two checks")
+    g.add_argument(
+        "--stop_samples",
+        type=int,
+        default=samples,
+        help=f"samples per check, from fixed seeds {CHECK_SEED}, {CHECK_SEED}+1, … (per "
+        "forget class for the class task)",
+    )
+    g.add_argument(
+        "--stop_patience",
+        type=int,
+        default=0,
+        help="also stop after this many checks without a gain of 1 point (0: never)",
+    )
+
+
+def class_stop_monitor(
+    rule, unet, scheduler, classifier, forget_classes, null_class, guidance, steps, judge_name: str
+) -> StopMonitor | None:
+    """The class task's monitor: the final evaluation's judge and sampler, its own seeds."""
+    if rule is None:
+        return None
+    share = class_erased_share(
+        unet, scheduler, classifier, forget_classes, null_class, guidance, steps, rule.samples
+    )
+    description = {
+        "judge": judge_name,
+        "samples": f"{rule.samples} per forget class, seeds from {CHECK_SEED}",
+        "sampler": f"DDIM {steps} steps, guidance {guidance}",
+        "erased": "the judge's top-1 is not the forget class",
+    }
+    return StopMonitor(rule, share, description)
