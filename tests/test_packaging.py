@@ -1,7 +1,8 @@
 """A wheel built from the checkout carries the package whole: every file of erase/ and, under
 erase/prompts, every file of the top-level prompts/ folder (mapped into the package by
 pyproject.toml, so the repository keeps one copy); and the concept loader finds a named concept
-in the unpacked wheel, away from any checkout."""
+in the unpacked wheel, away from any checkout. The build runs offline, with the setuptools the
+dev extra installs."""
 
 from __future__ import annotations
 
