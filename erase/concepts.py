@@ -1,6 +1,6 @@
 """Concept specs: which prompts to forget, what to map them to, and what must not change.
 
-A concept file (``erase/prompts/concepts/<name>.txt``) is plain text a user can edit::
+A concept file (``prompts/concepts/<name>.txt``) is plain text a user can edit::
 
     # comments start with '#'
     [forget]
@@ -50,8 +50,15 @@ class Concept:
 
 
 def concepts_dir() -> Path:
-    """The project's concept files, shipped as package data (``erase/prompts/concepts``)."""
-    return Path(__file__).resolve().parent / "prompts" / "concepts"
+    """The project's concept files: ``erase/prompts/concepts`` in an installed wheel, where
+    packaging maps the checkout's top-level ``prompts/`` (one copy, edited there); that folder
+    itself in a checkout or an editable install."""
+    package = Path(__file__).resolve().parent
+    for root in (package, package.parent):
+        folder = root / "prompts" / "concepts"
+        if folder.is_dir():
+            return folder
+    return package / "prompts" / "concepts"
 
 
 def known_concepts() -> list[str]:

@@ -63,10 +63,27 @@ def test_readme_command_parses(command):
         pytest.fail(f"`{command}` is rejected by its parser (exit {exc.code})")
 
 
+def _anchor(heading: str) -> str:
+    """The id GitHub gives a Markdown heading."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def _anchors(markdown: Path) -> set[str]:
+    return {_anchor(h) for h in re.findall(r"^#+ (.+)$", markdown.read_text(), flags=re.M)}
+
+
 def test_readme_images_and_links_exist():
+    """Every file the README links to exists, and every section it points at (its own or
+    another file's, such as the tables a figure comes from) has that heading."""
     text = (ROOT / "README.md").read_text()
-    targets = re.findall(r"\]\(([^)#]+)\)", text)
+    targets = re.findall(r"\]\(([^)\s]+)\)", text)  # inline links and images
+    targets += re.findall(r"^\[[^\]]+\]: (\S+)$", text, flags=re.M)  # reference definitions
     assert "docs/before_after.png" in targets
     for target in targets:
-        if "://" not in target:
-            assert (ROOT / target).exists(), f"README links to a missing {target}"
+        if "://" in target:
+            continue
+        path, _, anchor = target.partition("#")
+        file = ROOT / path if path else ROOT / "README.md"
+        assert file.exists(), f"README links to a missing {path}"
+        if anchor:
+            assert anchor in _anchors(file), f"README links to a missing section {target}"
