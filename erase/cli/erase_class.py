@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from erase.errors import EraseError, cli_main
@@ -142,31 +142,36 @@ def build_config(args, method, meta, train_cfg, world, n_classes, null_class, en
     }
 
 
-def run(args):
-    """The job for parsed ``args`` (raises ``EraseError`` on bad input; the API calls this)."""
+def resolve_inputs(args):
+    """(method spec, output folder): every flag checked before anything loads."""
     validate_args(args)  # every number and path flag, before any work
     from erase.methods import get_method
+    from erase.runs import prepare_output_dir
 
     method = get_method(args.method, CLASS_METHODS).with_overrides(
         forget_loss=args.forget_loss, retain_loss=args.retain_loss, retain_weight=args.retain_weight
     )
-    from erase.runs import prepare_output_dir
-
     out = prepare_output_dir(args.output_dir, args.overwrite, args.resume_from_checkpoint)
     if args.max_train_steps < 1 or args.train_batch_size < 1:
         raise EraseError("--max_train_steps and --train_batch_size must be >= 1")
+    return method, out
 
-    import torch
 
-    from erase.data.class_data import fit_to_model, load_class_data
-    from erase.io import COMPLETE_MARKER, atomic_dir, atomic_write_json, atomic_write_text
-    from erase.params import FrozenModel, select_trainable
-    from erase.runs import configs_from_args, environment_record, make_accelerator
-    from erase.steplog import save_step_log
-    from erase.tasks.class_erasure import ClassErasureTask
-    from erase.trainer import EraseTrainer
+@dataclass
+class ClassModel:
+    """The loaded model with its label layout (classes ``0..num_classes-1`` plus the null
+    class that classifier-free guidance uses)."""
 
-    unet, scheduler, world, folder = load_class_model(args.pretrained_model)
+    unet: object
+    scheduler: object
+    world: dict
+    num_classes: int
+    null_class: int
+
+
+def load_model(args) -> ClassModel:
+    """Load the UNet and check ``--forget_class`` against its labels."""
+    unet, scheduler, world, _ = load_class_model(args.pretrained_model)
     n_embeds = unet.config.num_class_embeds
     null_class = (
         args.null_class if args.null_class is not None else world.get("null_class", n_embeds - 1)
@@ -179,38 +184,51 @@ def run(args):
             f"0..{n_classes - 1}"
             + (f" (null class {null_class})" if null_class is not None else "")
         )
+    return ClassModel(unet, scheduler, world, n_classes, null_class)
+
+
+def build_data(args, model: ClassModel):
+    """(training data fitted to the model, the judge or None); fills in the sampling flags
+    the model's ``world.json`` sets."""
+    from erase.data.class_data import fit_to_model, load_class_data
+
     data = load_class_data(args.train_data)
-    if data.num_classes != n_classes:
+    if data.num_classes != model.num_classes:
         raise EraseError(
-            f"--train_data has {data.num_classes} classes, the model {n_classes}; "
+            f"--train_data has {data.num_classes} classes, the model {model.num_classes}; "
             "pass data with the model's classes"
         )
-    data = fit_to_model(data, unet.config.in_channels, unet.config.sample_size)
+    cfg = model.unet.config
+    data = fit_to_model(data, cfg.in_channels, cfg.sample_size)
     judge = None
     if args.judge and not args.no_eval:
         from erase.judge import load_judge
 
-        judge = load_judge(args.judge, num_classes=n_classes)
-    guidance = args.guidance_scale or world.get("guidance_scale", 2.0)
-    steps = args.num_inference_steps or world.get("num_inference_steps", 50)
-    args.guidance_scale, args.num_inference_steps = guidance, steps
-
-    acc = make_accelerator(args)
-    device = acc.device
-    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(
-        acc.mixed_precision, torch.float32
+        judge = load_judge(args.judge, num_classes=model.num_classes)
+    args.guidance_scale = args.guidance_scale or model.world.get("guidance_scale", 2.0)
+    args.num_inference_steps = args.num_inference_steps or model.world.get(
+        "num_inference_steps", 50
     )
-    original = copy.deepcopy(unet)
-    frozen = FrozenModel(original, weight_dtype).to(device)
-    unet.to(device)
-    named = select_trainable(unet, "full")
-    meta, train_cfg = configs_from_args(args, method)
+    return data, judge
+
+
+def build_task(args, model: ClassModel, data, method, acc):
+    """(the untouched original, the task, the trainable parameters)."""
+    from erase.jobs import weight_dtype_of
+    from erase.params import FrozenModel, select_trainable
+    from erase.tasks.class_erasure import ClassErasureTask
+
+    device = acc.device
+    original = copy.deepcopy(model.unet)
+    frozen = FrozenModel(original, weight_dtype_of(acc)).to(device)
+    model.unet.to(device)
+    named = select_trainable(model.unet, "full")
     task = ClassErasureTask(
         frozen,
-        scheduler,
+        model.scheduler,
         data,
         sorted(set(args.forget_class)),
-        null_class,
+        model.null_class,
         method.forget_loss,
         method.retain_loss,
         args.train_batch_size,
@@ -219,89 +237,105 @@ def run(args):
         ga_bound=args.ga_bound,
         retain_null_prob=args.retain_null_prob,
     )
-    config = build_config(
-        args, method, meta, train_cfg, world, n_classes, null_class, environment_record(acc)
-    )
-    if acc.is_main_process and args.report_to:
-        acc.init_trackers("erase_class", config={k: str(v) for k, v in config.items()})
+    return original, task, named
 
-    t0 = time.perf_counter()
-    trainer = EraseTrainer(acc, unet, named, task, method, meta, train_cfg, out)
-    log = trainer.train()
-    train_seconds = time.perf_counter() - t0
-    acc.wait_for_everyone()
-    if not acc.is_main_process:
-        acc.end_training()
+
+def save_model(model: ClassModel, out: Path) -> None:
+    from erase.io import atomic_dir
+
+    model.unet.eval()
+    with atomic_dir(out / "unet") as tmp:
+        model.unet.save_pretrained(tmp, safe_serialization=True)
+    with atomic_dir(out / "scheduler") as tmp:
+        model.scheduler.save_pretrained(tmp)
+
+
+def evaluate(args, model: ClassModel, original, data, judge, method, device, out: Path) -> dict:
+    """Before/after samples judged by ``--judge`` (or the digits classifier); writes
+    ``grid.png`` and returns the metrics."""
+    from erase.class_eval import add_inception_fid, class_grid, evaluate_class_erasure
+    from erase.embedded.classifier import load_digits_classifier
+    from erase.io import save_image
+
+    n_classes = model.num_classes
+    classifier = judge if judge is not None else load_digits_classifier()
+    eval_device = device if judge is not None else "cpu"
+    real_by_class = (
+        {c: data.images[data.labels == c] for c in range(n_classes)} if judge is not None else None
+    )
+    eval_cfg = {
+        "samples_per_class": args.eval_samples_per_class,
+        "guidance_scale": args.guidance_scale,
+        "null_class": model.null_class,
+        "num_inference_steps": args.num_inference_steps,
+        "seed": 10_000,
+    }
+    metrics, before, after = evaluate_class_erasure(
+        model.unet.to(eval_device),
+        original.to(eval_device).float(),
+        model.scheduler,
+        classifier.to(eval_device),
+        args.forget_class,
+        eval_cfg,
+        progress=True,
+        classes=range(n_classes),
+        real_images_by_class=real_by_class,
+        judge_note=f"ResNet-18 judge from {args.judge}" if judge is not None else None,
+    )
+    if judge is not None and args.inception_fid == "auto":
+        add_inception_fid(metrics, before, after, real_by_class, eval_device)
+    save_image(class_grid(before, after, title_after=f"erased ({method.name})"), out / "grid.png")
+    b = metrics["before"]
+    print(
+        f"unlearning accuracy {metrics['unlearning_accuracy']:.3f} "
+        f"(before {b['unlearning_accuracy']:.3f}); retained accuracy "
+        f"{metrics['retained_accuracy']:.3f} (before {b['retained_accuracy']:.3f}); "
+        f"{'judge' if judge is not None else 'digits'}-FID remaining "
+        f"{metrics['fid_remaining']:.2f} "
+        f"(before {b['fid_remaining']:.2f})"
+    )
+    return metrics
+
+
+def run(args):
+    """The job for parsed ``args`` (raises ``EraseError`` on bad input; the API calls this)."""
+    method, out = resolve_inputs(args)
+    from erase.io import atomic_write_json
+    from erase.jobs import mark_complete, save_run_records, start_trackers, stop_unless_main, train
+    from erase.runs import configs_from_args, environment_record, make_accelerator
+
+    model = load_model(args)
+    data, judge = build_data(args, model)
+    acc = make_accelerator(args)
+    original, task, named = build_task(args, model, data, method, acc)
+    meta, train_cfg = configs_from_args(args, method)
+    config = build_config(
+        args,
+        method,
+        meta,
+        train_cfg,
+        model.world,
+        model.num_classes,
+        model.null_class,
+        environment_record(acc),
+    )
+    start_trackers(acc, args, "erase_class", config)
+    result = train(acc, model.unet, named, task, method, meta, train_cfg, out)
+    if stop_unless_main(acc):
         return
 
-    unet.eval()
-    with atomic_dir(out / "unet") as tmp:
-        unet.save_pretrained(tmp, safe_serialization=True)
-    with atomic_dir(out / "scheduler") as tmp:
-        scheduler.save_pretrained(tmp)
-    config["train_seconds"] = round(train_seconds, 2)
-    config["erasure_seconds"] = round(trainer.elapsed, 2)
-    atomic_write_json(out / "erase_config.json", config)
-    save_step_log(log, out, title=f"erase class {args.forget_class} with {method.name}")
-
-    digits_world = data.source == "sklearn-digits" and n_classes == 10
+    save_model(model, out)
+    config["train_seconds"] = round(result.wall_seconds, 2)
+    config["erasure_seconds"] = round(result.elapsed, 2)
+    save_run_records(out, config, result.log, f"erase class {args.forget_class} with {method.name}")
+    digits_world = data.source == "sklearn-digits" and model.num_classes == 10
     if not args.no_eval and (judge is not None or digits_world):
-        from erase.class_eval import add_inception_fid, class_grid, evaluate_class_erasure
-        from erase.embedded.classifier import load_digits_classifier
-        from erase.io import save_image
-
-        classifier = judge if judge is not None else load_digits_classifier()
-        eval_device = device if judge is not None else "cpu"
-        real_by_class = (
-            {c: data.images[data.labels == c] for c in range(n_classes)}
-            if judge is not None
-            else None
-        )
-        eval_cfg = {
-            "samples_per_class": args.eval_samples_per_class,
-            "guidance_scale": guidance,
-            "null_class": null_class,
-            "num_inference_steps": steps,
-            "seed": 10_000,
-        }
-        metrics, before, after = evaluate_class_erasure(
-            unet.to(eval_device),
-            original.to(eval_device).float(),
-            scheduler,
-            classifier.to(eval_device),
-            args.forget_class,
-            eval_cfg,
-            progress=True,
-            classes=range(n_classes),
-            real_images_by_class=real_by_class,
-            judge_note=f"ResNet-18 judge from {args.judge}" if judge is not None else None,
-        )
-        if judge is not None and args.inception_fid == "auto":
-            add_inception_fid(metrics, before, after, real_by_class, eval_device)
-        metrics["erasure_seconds"] = config["erasure_seconds"]
-        atomic_write_json(out / "metrics.json", metrics)
-        save_image(
-            class_grid(before, after, title_after=f"erased ({method.name})"), out / "grid.png"
-        )
-        b = metrics["before"]
-        print(
-            f"unlearning accuracy {metrics['unlearning_accuracy']:.3f} "
-            f"(before {b['unlearning_accuracy']:.3f}); retained accuracy "
-            f"{metrics['retained_accuracy']:.3f} (before {b['retained_accuracy']:.3f}); "
-            f"{'judge' if judge is not None else 'digits'}-FID remaining "
-            f"{metrics['fid_remaining']:.2f} "
-            f"(before {b['fid_remaining']:.2f})"
-        )
+        metrics = evaluate(args, model, original, data, judge, method, acc.device, out)
     else:
-        atomic_write_json(
-            out / "metrics.json",
-            {
-                "note": "no judge for this data; evaluate with eval/ and your own classifier",
-                "erasure_seconds": config["erasure_seconds"],
-            },
-        )
-    atomic_write_text(out / COMPLETE_MARKER, "")
-    acc.end_training()
+        metrics = {"note": "no judge for this data; evaluate with eval/ and your own classifier"}
+    metrics["erasure_seconds"] = config["erasure_seconds"]
+    atomic_write_json(out / "metrics.json", metrics)
+    mark_complete(acc, out)
     print(f"saved the erased model to {out}")
     return out
 
