@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from erase.errors import EraseError, cli_main
+from erase.helpformat import HelpFormatter
 from erase.methods import CLASS_METHODS
 from erase.runs import add_training_args
 from erase.validate import validate_args
@@ -23,10 +24,9 @@ from erase.validate import validate_args
 DEFAULTS = dict(steps=150, lr=1e-4, batch=64)
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+def build_parser() -> argparse.ArgumentParser:
+    """The job's flags; ``--help`` prints each with its effective default."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[1], formatter_class=HelpFormatter)
     p.add_argument(
         "--pretrained_model",
         default=None,
@@ -45,7 +45,8 @@ def parse_args(argv=None):
         "--null_class",
         type=int,
         default=None,
-        help="label of the unconditional class (default: the model's last label)",
+        help="label of the unconditional class (default: the model's world.json, else its "
+        "last label)",
     )
     p.add_argument(
         "--retain_null_prob",
@@ -54,8 +55,18 @@ def parse_args(argv=None):
         help="share of retain labels replaced by the null class, so the unconditional "
         "branch that guidance uses is retained too (the pretraining rate)",
     )
-    p.add_argument("--guidance_scale", type=float, default=None)
-    p.add_argument("--num_inference_steps", type=int, default=None)
+    p.add_argument(
+        "--guidance_scale",
+        type=float,
+        default=None,
+        help="for the evaluation samples (default: the model's world.json, else 2.0)",
+    )
+    p.add_argument(
+        "--num_inference_steps",
+        type=int,
+        default=None,
+        help="for the evaluation samples (default: the model's world.json, else 50)",
+    )
     p.add_argument("--eval_samples_per_class", type=int, default=50)
     p.add_argument("--no_eval", action="store_true", help="skip the before/after evaluation")
     p.add_argument(
@@ -72,8 +83,12 @@ def parse_args(argv=None):
         help="with --judge also the 2048-d Inception FID (auto: when its weights are on disk "
         "or can be downloaded)",
     )
-    add_training_args(p, **DEFAULTS)
-    return p.parse_args(argv)
+    add_training_args(p, **DEFAULTS, methods=CLASS_METHODS)
+    return p
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def load_class_model(path: str | None):

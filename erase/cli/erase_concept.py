@@ -21,6 +21,7 @@ from pathlib import Path
 
 from erase.choices import PARAM_SETS
 from erase.errors import EraseError, cli_main
+from erase.helpformat import HelpFormatter, per_method
 from erase.methods import CONCEPT_METHODS
 from erase.runs import add_training_args
 from erase.validate import validate_args
@@ -28,10 +29,9 @@ from erase.validate import validate_args
 SAVE_FORMATS = ("pipeline", "unet", "lora")
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+def build_parser() -> argparse.ArgumentParser:
+    """The job's flags; ``--help`` prints each with its effective default."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[1], formatter_class=HelpFormatter)
     p.add_argument(
         "--pretrained_model_name_or_path",
         default=None,
@@ -41,11 +41,24 @@ def parse_args(argv=None):
         "--concept",
         nargs="+",
         default=None,
-        help="concept name(s) from erase/prompts/concepts, concept file(s), or free text",
+        help="concept name(s) from erase/prompts/concepts, concept file(s), or free text "
+        "(default: none; then --forget_prompts is needed)",
     )
-    p.add_argument("--anchor", default=None, help="map the concept to this prompt (anchor loss)")
-    p.add_argument("--forget_prompts", default=None, help="file: extra prompts to forget")
-    p.add_argument("--retain_prompts", default=None, help="file: prompts whose images must stay")
+    p.add_argument(
+        "--anchor",
+        default=None,
+        help="map the concept to this prompt (anchor loss; default: the concept's own anchor, "
+        "else 'a photo', '' for the embedded world and uce)",
+    )
+    p.add_argument(
+        "--forget_prompts", default=None, help="file: extra prompts to forget (default: none)"
+    )
+    p.add_argument(
+        "--retain_prompts",
+        default=None,
+        help="file: prompts whose images must stay (default: the concept's retain prompts, "
+        "else a built-in set)",
+    )
     p.add_argument(
         "--forget_images",
         default=None,
@@ -55,7 +68,9 @@ def parse_args(argv=None):
     p.add_argument(
         "--train_params",
         default=None,
-        help=f"one of {', '.join(PARAM_SETS)} (default: noxattn; xattn for ca)",
+        help=f"one of {', '.join(PARAM_SETS)} (default: the method's: "
+        + per_method(CONCEPT_METHODS, lambda s: s.train_params or "noxattn")
+        + ")",
     )
     p.add_argument("--lora_rank", type=int, default=8)
     p.add_argument(
@@ -79,8 +94,18 @@ def parse_args(argv=None):
         help="forget images the original generates per forget prompt (cached)",
     )
     p.add_argument("--retain_images_per_prompt", type=int, default=4)
-    p.add_argument("--gen_steps", type=int, default=None, help="sampling steps for those images")
-    p.add_argument("--gen_guidance_scale", type=float, default=None)
+    p.add_argument(
+        "--gen_steps",
+        type=int,
+        default=None,
+        help="sampling steps for those images (default: the embedded world's, else 25)",
+    )
+    p.add_argument(
+        "--gen_guidance_scale",
+        type=float,
+        default=None,
+        help="guidance for those images (default: the embedded world's, else 7.5)",
+    )
     p.add_argument("--gen_batch_size", type=int, default=32)
     p.add_argument(
         "--cache_dir",
@@ -88,7 +113,12 @@ def parse_args(argv=None):
         help="where generated latents are cached (default: OUTPUT_DIR/cache); share "
         "it between runs of the same model and prompts",
     )
-    p.add_argument("--validation_prompts", nargs="*", default=None)
+    p.add_argument(
+        "--validation_prompts",
+        nargs="*",
+        default=None,
+        help="rows of the before/after grid (default: the first 2 forget and 2 retain prompts)",
+    )
     p.add_argument(
         "--validation_steps",
         type=int,
@@ -105,8 +135,12 @@ def parse_args(argv=None):
     u = p.add_argument_group("uce (closed-form; its s_p is --retain_weight)")
     u.add_argument("--uce_lambda", type=float, default=0.5, help="λ: how close W' stays to W")
     u.add_argument("--uce_erase_scale", type=float, default=1.0, help="s_e")
-    add_training_args(p, steps=100, lr=1e-4, batch=16)
-    return p.parse_args(argv)
+    add_training_args(p, steps=100, lr=1e-4, batch=16, methods=CONCEPT_METHODS)
+    return p
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def resolve_inputs(args):
