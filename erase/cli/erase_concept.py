@@ -200,7 +200,13 @@ def resolve_inputs(args):
         args.save_format = "lora" if args.train_params == "lora" else "pipeline"
     if args.save_format == "lora" and args.train_params != "lora":
         raise EraseError("--save_format lora needs --train_params lora")
+    from erase.loading import resolve_pipeline_folder
+    from erase.model_sizes import check_resolution
     from erase.runs import prepare_output_dir
+
+    check_resolution(
+        resolve_pipeline_folder(args.pretrained_model_name_or_path)[0], args.resolution
+    )
 
     out = prepare_output_dir(args.output_dir, args.overwrite, args.resume_from_checkpoint)
     return concept, retain, method, out
