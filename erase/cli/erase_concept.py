@@ -87,6 +87,16 @@ def build_parser() -> argparse.ArgumentParser:
         choices=SAVE_FORMATS,
         help="pipeline (default), unet, or lora (default with --train_params lora)",
     )
+    add_generation_args(p)
+    u = p.add_argument_group("uce (closed-form; its s_p is --retain_weight)")
+    u.add_argument("--uce_lambda", type=float, default=0.5, help="λ: how close W' stays to W")
+    u.add_argument("--uce_erase_scale", type=float, default=1.0, help="s_e")
+    add_training_args(p, steps=100, lr=1e-4, batch=16, methods=CONCEPT_METHODS)
+    return p
+
+
+def add_generation_args(p: argparse.ArgumentParser) -> None:
+    """The images the original generates to train on, and the grids and evaluation."""
     p.add_argument(
         "--images_per_prompt",
         type=int,
@@ -132,11 +142,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="embedded world: images per digit and per style for the judge",
     )
     p.add_argument("--no_eval", action="store_true")
-    u = p.add_argument_group("uce (closed-form; its s_p is --retain_weight)")
-    u.add_argument("--uce_lambda", type=float, default=0.5, help="λ: how close W' stays to W")
-    u.add_argument("--uce_erase_scale", type=float, default=1.0, help="s_e")
-    add_training_args(p, steps=100, lr=1e-4, batch=16, methods=CONCEPT_METHODS)
-    return p
 
 
 def parse_args(argv=None):
