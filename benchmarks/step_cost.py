@@ -517,7 +517,7 @@ def esd_forward_check(world: World) -> dict:
         lambda mod, args, out: calls.append(int(args[0].shape[0]))
     )
     try:
-        from erase.trainer import step_generator
+        from erase.step_rng import step_generator
 
         task.closures(step_generator(0, 0, 0))
     finally:

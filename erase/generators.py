@@ -369,7 +369,12 @@ def add_model_args(parser, *, classes: bool = False) -> None:
         + (", or a class-conditional DDPM run dir" if classes else "")
         + "; default: the embedded world",
     )
-    g.add_argument("--base", default=None, help="base pipeline for UNet-only or LoRA --model")
+    g.add_argument(
+        "--base",
+        default=None,
+        help="base pipeline for UNet-only or LoRA --model (default: none; the "
+        "model is a full pipeline)",
+    )
     g.add_argument("--guidance_scale", type=float, default=None, help="default: the model's")
     g.add_argument("--num_inference_steps", type=int, default=None, help="default: the model's")
     g.add_argument("--batch_size", type=int, default=8)

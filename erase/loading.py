@@ -61,7 +61,7 @@ def resolve_pipeline_folder(spec: str | None) -> tuple[Path, str]:
     if not reachable:
         raise EraseError(
             f"cannot reach the Hugging Face Hub for {spec!r} and it is not in the local cache; "
-            f"on a machine with internet run `huggingface-cli download {spec} --local-dir DIR` "
+            f"on a machine with internet run `hf download {spec} --local-dir DIR` "
             "and pass --pretrained_model_name_or_path DIR"
         )
     try:

@@ -32,6 +32,7 @@ from .meta_step import (
     accumulate_grad,
     meta_gradient,
 )
+from .step_rng import step_generator
 
 ROBUST_RULES = ("meta-relearn", "meta-adv")
 
@@ -138,8 +139,6 @@ def adversarial_gradient(
 def robust_rule(trainer, forget, retain, monitor: bool, mask, step: int) -> dict:
     """The trainer's entry: the relearning closure is the task's denoising loss on the forget
     data (the one SalUn's saliency uses), drawn deterministically per step."""
-    from .trainer import step_generator
-
     meta = trainer.meta
     if meta.retain_weight != trainer.method.retain_weight:
         meta = MetaConfig(**{**meta.to_dict(), "retain_weight": trainer.method.retain_weight})

@@ -11,7 +11,9 @@ from pathlib import Path
 
 from .choices import MODES, ORDERS, PRECONDITIONERS
 from .errors import EraseError
+from .helpformat import per_method
 from .io import COMPLETE_MARKER, ensure_writable_dir
+from .stopping import CAP_MULTIPLE, add_stopping_args
 
 
 def prepare_output_dir(path: str, overwrite: bool, resume: str | None) -> Path:
@@ -31,13 +33,61 @@ def prepare_output_dir(path: str, overwrite: bool, resume: str | None) -> Path:
     return out
 
 
-def add_training_args(p: argparse.ArgumentParser, *, steps: int, lr: float, batch: int) -> None:
-    """The training flags, named as in diffusers' training examples."""
-    g = p.add_argument_group("training")
+def add_training_args(
+    p: argparse.ArgumentParser, *, steps: int, lr: float, batch: int, methods: dict | None = None
+) -> None:
+    """The training flags, named as in diffusers' training examples; ``methods`` (the job's
+    method registry) lets ``--help`` print each method's own defaults."""
+    add_run_args(p)
+    add_optimizer_args(p.add_argument_group("training"), steps=steps, lr=lr, batch=batch)
+    add_stopping_args(p)
+    m = p.add_argument_group("method")
+    add_loss_args(m, methods or {})
+    add_meta_args(m, methods or {})
+    add_baseline_args(m)
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    """Where the run goes and how it is checkpointed and logged."""
+    g = p.add_argument_group("run")
     g.add_argument("--output_dir", required=True)
     g.add_argument("--overwrite", action="store_true", help="replace a finished run in output_dir")
     g.add_argument("--seed", type=int, default=0)
-    g.add_argument("--max_train_steps", type=int, default=steps)
+    g.add_argument(
+        "--checkpointing_steps",
+        type=int,
+        default=0,
+        help="save a resumable checkpoint every N steps (0: never)",
+    )
+    g.add_argument("--checkpoints_total_limit", type=int, default=2)
+    g.add_argument(
+        "--resume_from_checkpoint",
+        default=None,
+        help="'latest' or a checkpoint-N folder in output_dir (default: start a new run)",
+    )
+    g.add_argument(
+        "--report_to",
+        default=None,
+        choices=["tensorboard"],
+        help="also log the step log to tensorboard (default: the step log files only)",
+    )
+    g.add_argument(
+        "--monitor_every",
+        type=int,
+        default=10,
+        help="every N steps also measure the gradient conflict at θ (extra backward)",
+    )
+
+
+def add_optimizer_args(g, *, steps: int, lr: float, batch: int) -> None:
+    """The budget and AdamW, as in diffusers' training examples."""
+    g.add_argument(
+        "--max_train_steps",
+        type=int,
+        default=None,
+        help=f"the step budget (default: {steps}); with the stopping rule on it is the cap "
+        f"(default then: {CAP_MULTIPLE} × {steps} = {CAP_MULTIPLE * steps})",
+    )
     g.add_argument("--learning_rate", type=float, default=lr)
     g.add_argument(
         "--train_batch_size",
@@ -51,52 +101,55 @@ def add_training_args(p: argparse.ArgumentParser, *, steps: int, lr: float, batc
     )
     g.add_argument("--lr_warmup_steps", type=int, default=0)
     g.add_argument("--adam_weight_decay", type=float, default=0.0)
-    g.add_argument("--max_grad_norm", type=float, default=None)
-    g.add_argument("--mixed_precision", default=None, choices=["no", "fp16", "bf16"])
     g.add_argument(
-        "--checkpointing_steps",
-        type=int,
-        default=0,
-        help="save a resumable checkpoint every N steps (0: never)",
+        "--max_grad_norm", type=float, default=None, help="clip the update (default: no clipping)"
     )
-    g.add_argument("--checkpoints_total_limit", type=int, default=2)
     g.add_argument(
-        "--resume_from_checkpoint",
+        "--mixed_precision",
         default=None,
-        help="'latest' or a checkpoint-N folder in output_dir",
-    )
-    g.add_argument(
-        "--report_to",
-        default=None,
-        choices=["tensorboard"],
-        help="also log the step log to tensorboard",
-    )
-    g.add_argument(
-        "--monitor_every",
-        type=int,
-        default=10,
-        help="every N steps also measure the gradient conflict at θ (extra backward)",
+        choices=["no", "fp16", "bf16"],
+        help="default: accelerate's configuration (no, unless `accelerate config` says)",
     )
 
-    m = p.add_argument_group("method")
+
+def add_loss_args(m, methods: dict) -> None:
+    """Overrides of the method's losses and λ (default: the method's own)."""
+    auto = any(s.forget_loss == "auto" for s in methods.values())
+    auto = "; auto: anchor when the concept names an anchor, else esd" if auto else ""
     m.add_argument(
         "--forget_loss",
         default=None,
         choices=["anchor", "esd", "ga", "noise"],
-        help="override the method's forget loss",
+        help="override the method's forget loss (default: the method's: "
+        f"{per_method(methods, lambda s: s.forget_loss)}{auto})",
     )
     m.add_argument(
         "--retain_loss",
         default=None,
         choices=["denoise", "preserve"],
-        help="override the method's retain loss",
+        help="override the method's retain loss (default: the method's: "
+        f"{per_method(methods, lambda s: s.retain_loss or 'none')})",
     )
-    m.add_argument("--retain_weight", type=float, default=None, help="λ")
+    m.add_argument(
+        "--retain_weight",
+        type=float,
+        default=None,
+        help=f"λ (default: the method's: {per_method(methods, lambda s: s.retain_weight)})",
+    )
+
+
+def add_meta_args(m, methods: dict) -> None:
+    """The look-ahead of lur and its variants."""
+    scales = per_method(
+        {k: v for k, v in methods.items() if v.rule.startswith("meta")},
+        lambda s: f"{s.inner_lr_scale:g} × --learning_rate",
+    )
     m.add_argument(
         "--inner_lr",
         type=float,
         default=None,
-        help="α, the look-ahead step (in the optimizer's step units with --meta_precondition adam)",
+        help="α, the look-ahead step (in the optimizer's step units with --meta_precondition "
+        f"adam; default: {scales or 'the method scale × --learning_rate'})",
     )
     m.add_argument("--inner_steps", type=int, default=1, help="K look-ahead steps")
     m.add_argument(
@@ -128,6 +181,10 @@ def add_training_args(p: argparse.ArgumentParser, *, steps: int, lr: float, batc
         default=0.1,
         help="lur-adv: radius of the worst nearby prompt embedding, relative to its norm",
     )
+
+
+def add_baseline_args(m) -> None:
+    """The baselines' own knobs."""
     m.add_argument(
         "--saliency_sparsity",
         type=float,

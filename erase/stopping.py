@@ -118,20 +118,29 @@ class StopMonitor:
         return self.stopped
 
     def summary(self) -> str:
-        s = self.stopped or {}
-        what = {
-            "target": f"target {s.get('target'):.0%} met at step {s.get('step')}",
-            "patience": f"no progress for {self.rule.patience} checks; stopped at step {s.get('step')}",
-            "cap": f"cap of {s.get('cap')} steps reached",
-        }.get(s.get("reason"), "not stopped")
-        erased = s.get("erased_at_stop")
-        return what + ("" if erased is None else f" ({erased:.1%} erased by the check)")
+        return describe_stop(self.stopped)
 
     def state_dict(self) -> dict:
         return {"checks": list(self.checks)}
 
     def load_state_dict(self, state: dict | None) -> None:
         self.checks = list((state or {}).get("checks", []))
+
+
+def describe_stop(record) -> str:
+    """One line on why a run ended, from its ``stopping`` record (or "off ...")."""
+    if not isinstance(record, dict):
+        return str(record or "not stopped")
+    what = {
+        "target": f"target {record['target']:.0%} met at step {record['step']}",
+        "patience": f"no progress for {record['rule']['patience']} checks; stopped at step "
+        f"{record['step']}",
+        "cap": f"cap of {record['cap']} steps reached without the target "
+        f"{record['target']:.0%}",
+    }[record["reason"]]
+    erased = record.get("erased_at_stop")
+    n = len(record.get("checks", []))
+    return what + ("" if erased is None else f" ({erased:.1%} erased at the last of {n} checks)")
 
 
 def class_erased_share(
@@ -227,7 +236,7 @@ def resolve_rule(args, judge_available: bool, budget: int) -> StopRule | None:
     return rule
 
 
-def add_stopping_args(p, *, budget: int, eval_every: int = 25, samples: int = 32) -> None:
+def add_stopping_args(p, *, eval_every: int = 25, samples: int = 32) -> None:
     """The stopping flags (one group, shared by the erasure jobs)."""
     g = p.add_argument_group("stopping: erase until the judge says the concept is gone")
     g.add_argument(
@@ -243,7 +252,7 @@ def add_stopping_args(p, *, budget: int, eval_every: int = 25, samples: int = 32
         type=int,
         default=samples,
         help=f"samples per check, from fixed seeds {CHECK_SEED}, {CHECK_SEED}+1, … (per "
-        "forget class for the class task)",
+        "forget class for the class task; round robin over the forget prompts for concepts)",
     )
     g.add_argument(
         "--stop_patience",
@@ -267,5 +276,31 @@ def class_stop_monitor(
         "samples": f"{rule.samples} per forget class, seeds from {CHECK_SEED}",
         "sampler": f"DDIM {steps} steps, guidance {guidance}",
         "erased": "the judge's top-1 is not the forget class",
+    }
+    return StopMonitor(rule, share, description)
+
+
+def concept_stop_monitor(rule, pipe, prompts, judge, guidance, steps) -> StopMonitor | None:
+    """The concept task's monitor: the pipeline with the UNet being trained, the judge of the
+    evaluation (``erase.attacks.judges``), its own seeds."""
+    if rule is None:
+        return None
+    from .embedded.tiny_sd import generate
+
+    def sample(chosen, seeds):
+        unet = pipe.unet
+        was_training = unet.training
+        unet.eval()
+        try:
+            return generate(pipe, chosen, seeds, guidance, steps, output_type="pil")
+        finally:
+            unet.train(was_training)
+
+    share = images_erased_share(sample, prompts, judge, rule.samples)
+    description = {
+        "judge": judge.settings,
+        "samples": f"{rule.samples} over {len(prompts)} forget prompts, seeds from {CHECK_SEED}",
+        "sampler": f"the pipeline's, {steps} steps, guidance {guidance}",
+        "erased": "the judge does not see the concept",
     }
     return StopMonitor(rule, share, description)

@@ -24,6 +24,8 @@ from .checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from .errors import EraseError
 from .meta_step import MetaConfig, StepContext, joint_gradient, meta_gradient, pcgrad_gradient
 from .methods import MethodSpec
+from .robust_step import robust_rule
+from .step_rng import step_generator
 
 
 @dataclass
@@ -50,13 +52,6 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def step_generator(seed: int, step: int, micro: int, salt: int = 0) -> torch.Generator:
-    """The generator of one (micro-)step: a pure function of the run's seed and position."""
-    return torch.Generator().manual_seed(
-        (seed * 1_000_003 + step * 9_973 + micro * 101 + salt) % (2**63)
-    )
 
 
 class GradAllReduce:
@@ -268,8 +263,6 @@ class EraseTrainer:
                 meta = MetaConfig(**{**meta.to_dict(), "retain_weight": weight})
             return meta_gradient(self.ctx, forget, retain, meta, monitor=monitor, mask=mask_list)
         if spec.rule in ("meta-relearn", "meta-adv"):
-            from .robust_step import robust_rule
-
             return robust_rule(self, forget, retain, monitor, mask_list, step)
         if spec.rule == "pcgrad":
             return pcgrad_gradient(self.ctx, forget, retain, weight)

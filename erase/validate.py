@@ -41,6 +41,8 @@ for _name in (
     "samples_per_class",
     "limit",
     "repeats",
+    "eval_every",
+    "stop_samples",
 ):
     NUMBER_RULES[_name] = (1, True, _INF, False)
 for _name in (
@@ -54,9 +56,10 @@ for _name in (
     "forget_class",
     "null_class",
     "warmup",
+    "stop_patience",
 ):
     NUMBER_RULES[_name] = (0, True, _INF, False)
-for _name in ("learning_rate", "inner_lr", "max_grad_norm", "ga_bound"):
+for _name in ("learning_rate", "inner_lr", "max_grad_norm", "ga_bound", "judge_threshold"):
     NUMBER_RULES[_name] = (0, False, _INF, False)
 for _name in (
     "retain_weight",

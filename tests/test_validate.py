@@ -293,3 +293,26 @@ def test_eval_bad_flag_is_refused(files, name, flag, value, words):
     with pytest.raises(EraseError) as info:
         validate_args(args)
     assert flag in str(info.value) and words in str(info.value), str(info.value)
+
+
+@pytest.mark.parametrize(
+    "blocks,bad,allowed", [(4, 500, "multiples of 8"), (2, 15, "multiples of 2")]
+)
+def test_resolution_the_vae_cannot_take_fails_before_any_weights_load(
+    tmp_path, blocks, bad, allowed
+):
+    """The VAE's factor comes from its config (2**(len(block_out_channels)-1)); the folder holds
+    no weights at all, so reaching the loader would be a different error."""
+    model = tmp_path / "model"
+    (model / "vae").mkdir(parents=True)
+    (model / "model_index.json").write_text(json.dumps({"_class_name": "StableDiffusionPipeline"}))
+    config = {"_class_name": "AutoencoderKL", "block_out_channels": [32] * blocks}
+    (model / "vae" / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "out"
+    args = erase_concept.parse_args(
+        ["--pretrained_model_name_or_path", str(model), "--concept", "three",
+         "--resolution", str(bad), "--output_dir", str(out)]
+    )  # fmt: skip
+    with pytest.raises(EraseError, match=f"--resolution {bad} .*{allowed}"):
+        erase_concept.run(args)
+    assert not out.exists()

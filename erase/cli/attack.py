@@ -18,28 +18,57 @@ import time
 from pathlib import Path
 
 from erase.errors import EraseError, cli_main
+from erase.helpformat import HelpFormatter
 
 ATTACK_NAMES = ("unlearndiff", "soft_prompt", "concept_inversion", "relearn")
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n")[0], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+def build_parser() -> argparse.ArgumentParser:
+    """The job's flags; ``--help`` prints each with its effective default."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
     p.add_argument("model", help="erased model folder, Hub id, or 'embedded' (the original)")
-    p.add_argument("--concept", default=None, help="concept name, file or free text")
-    p.add_argument("--forget_class", type=int, default=None, help="class K of a DDPM (relearn)")
+    p.add_argument(
+        "--concept",
+        default=None,
+        help="concept name, file or free text (default: none; this or --forget_class)",
+    )
+    p.add_argument(
+        "--forget_class",
+        type=int,
+        default=None,
+        help="class K of a DDPM (relearn; default: none; this or --concept)",
+    )
     p.add_argument("--attack", required=True, choices=ATTACK_NAMES)
     p.add_argument("--output_dir", required=True)
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--original", default=None, help="default: the base the run records")
-    p.add_argument("--base", default=None, help="base pipeline of a UNet-only or LoRA MODEL")
-    p.add_argument("--judge", default=None, help="embedded, digits, nudenet or a folder")
+    p.add_argument(
+        "--base",
+        default=None,
+        help="base pipeline of a UNet-only or LoRA MODEL (default: none; MODEL is a full pipeline)",
+    )
+    p.add_argument(
+        "--judge",
+        default=None,
+        help="embedded, digits, nudenet or a folder (default: digits for --forget_class, "
+        "embedded for the embedded world's concepts, nudenet for nudity)",
+    )
     p.add_argument("--judge_threshold", type=float, default=None, help="nudenet: default 0.45")
-    p.add_argument("--judge_labels", nargs="*", default=None, help="image-classifier labels")
+    p.add_argument(
+        "--judge_labels",
+        nargs="*",
+        default=None,
+        help="image-classifier labels (default: none; needed with a folder --judge)",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument("--max_prompts", type=int, default=None, help="first N forget prompts")
-    p.add_argument("--target_images", default=None, help="images of the concept (folder)")
+    p.add_argument(
+        "--max_prompts", type=int, default=None, help="first N forget prompts (default: all)"
+    )
+    p.add_argument(
+        "--target_images",
+        default=None,
+        help="images of the concept (folder; default: the original model's images)",
+    )
     p.add_argument("--guidance_scale", type=float, default=None, help="default: the original's")
     p.add_argument("--num_inference_steps", type=int, default=None, help="default: the original's")
     p.add_argument("--device", default="cpu")
@@ -72,7 +101,11 @@ def parse_args(argv=None):
     g.add_argument("--relearn_batch", type=int, default=32)
     g.add_argument("--samples", type=int, default=50, help="class samples judged per point")
     g.add_argument("--seed", type=int, default=0)
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def _check(args):

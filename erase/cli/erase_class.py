@@ -12,22 +12,21 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from erase.errors import EraseError, cli_main
+from erase.helpformat import HelpFormatter
 from erase.methods import CLASS_METHODS
 from erase.runs import add_training_args
-from erase.stopping import add_stopping_args
 from erase.validate import validate_args
 
 DEFAULTS = dict(steps=150, lr=1e-4, batch=64)
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+def build_parser() -> argparse.ArgumentParser:
+    """The job's flags; ``--help`` prints each with its effective default."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[1], formatter_class=HelpFormatter)
     p.add_argument(
         "--pretrained_model",
         default=None,
@@ -46,7 +45,8 @@ def parse_args(argv=None):
         "--null_class",
         type=int,
         default=None,
-        help="label of the unconditional class (default: the model's last label)",
+        help="label of the unconditional class (default: the model's world.json, else its "
+        "last label)",
     )
     p.add_argument(
         "--retain_null_prob",
@@ -55,8 +55,18 @@ def parse_args(argv=None):
         help="share of retain labels replaced by the null class, so the unconditional "
         "branch that guidance uses is retained too (the pretraining rate)",
     )
-    p.add_argument("--guidance_scale", type=float, default=None)
-    p.add_argument("--num_inference_steps", type=int, default=None)
+    p.add_argument(
+        "--guidance_scale",
+        type=float,
+        default=None,
+        help="for the evaluation samples (default: the model's world.json, else 2.0)",
+    )
+    p.add_argument(
+        "--num_inference_steps",
+        type=int,
+        default=None,
+        help="for the evaluation samples (default: the model's world.json, else 50)",
+    )
     p.add_argument("--eval_samples_per_class", type=int, default=50)
     p.add_argument("--no_eval", action="store_true", help="skip the before/after evaluation")
     p.add_argument(
@@ -73,18 +83,21 @@ def parse_args(argv=None):
         help="with --judge also the 2048-d Inception FID (auto: when its weights are on disk "
         "or can be downloaded)",
     )
-    add_training_args(p, **DEFAULTS)
-    add_stopping_args(p, budget=DEFAULTS["steps"])
+    add_training_args(p, **DEFAULTS, methods=CLASS_METHODS)
     p.add_argument(
         "--reference",
         nargs="+",
         default=None,
-        help="exact-unlearning reference(s) to measure the run against: 'auto' (the digits "
-        "DDPM retrained without the forget classes, trained once into the cache, ~25 min a "
-        "seed on a CPU) or model folder(s) trained without them; a second one (auto: seed 1) "
-        "gives the noise floor",
+        help="measure the run against exact unlearning: 'auto' (the digits DDPM retrained "
+        "without the forget classes, trained once into the cache, ~25 min a seed on a CPU) or "
+        "folder(s) of a model retrained without them (erase-train-ddpm --exclude_class); a "
+        "second one ('auto auto': seed 1) gives the noise floor (default: no reference)",
     )
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def load_class_model(path: str | None):
@@ -153,31 +166,40 @@ def build_config(args, method, meta, train_cfg, world, n_classes, null_class, en
     }
 
 
-def run(args):
-    """The job for parsed ``args`` (raises ``EraseError`` on bad input; the API calls this)."""
+def resolve_inputs(args):
+    """(method spec, stopping rule, output folder): every flag checked before anything loads."""
     validate_args(args)  # every number and path flag, before any work
     from erase.methods import get_method
+    from erase.runs import prepare_output_dir
 
     method = get_method(args.method, CLASS_METHODS).with_overrides(
         forget_loss=args.forget_loss, retain_loss=args.retain_loss, retain_weight=args.retain_weight
     )
-    from erase.runs import prepare_output_dir
+    from erase.stopping import resolve_rule
 
+    digits = args.pretrained_model is None and args.train_data in (None, "digits")
+    rule = resolve_rule(args, args.judge is not None or digits, DEFAULTS["steps"])
     out = prepare_output_dir(args.output_dir, args.overwrite, args.resume_from_checkpoint)
     if args.max_train_steps < 1 or args.train_batch_size < 1:
         raise EraseError("--max_train_steps and --train_batch_size must be >= 1")
+    return method, rule, out
 
-    import torch
 
-    from erase.data.class_data import fit_to_model, load_class_data
-    from erase.io import COMPLETE_MARKER, atomic_dir, atomic_write_json, atomic_write_text
-    from erase.params import FrozenModel, select_trainable
-    from erase.runs import configs_from_args, environment_record, make_accelerator
-    from erase.steplog import save_step_log
-    from erase.tasks.class_erasure import ClassErasureTask
-    from erase.trainer import EraseTrainer
+@dataclass
+class ClassModel:
+    """The loaded model with its label layout (classes ``0..num_classes-1`` plus the null
+    class that classifier-free guidance uses)."""
 
-    unet, scheduler, world, folder = load_class_model(args.pretrained_model)
+    unet: object
+    scheduler: object
+    world: dict
+    num_classes: int
+    null_class: int
+
+
+def load_model(args) -> ClassModel:
+    """Load the UNet and check ``--forget_class`` against its labels."""
+    unet, scheduler, world, _ = load_class_model(args.pretrained_model)
     n_embeds = unet.config.num_class_embeds
     null_class = (
         args.null_class if args.null_class is not None else world.get("null_class", n_embeds - 1)
@@ -190,51 +212,51 @@ def run(args):
             f"0..{n_classes - 1}"
             + (f" (null class {null_class})" if null_class is not None else "")
         )
+    return ClassModel(unet, scheduler, world, n_classes, null_class)
+
+
+def build_data(args, model: ClassModel):
+    """(training data fitted to the model, the judge or None); fills in the sampling flags
+    the model's ``world.json`` sets."""
+    from erase.data.class_data import fit_to_model, load_class_data
+
     data = load_class_data(args.train_data)
-    if data.num_classes != n_classes:
+    if data.num_classes != model.num_classes:
         raise EraseError(
-            f"--train_data has {data.num_classes} classes, the model {n_classes}; "
+            f"--train_data has {data.num_classes} classes, the model {model.num_classes}; "
             "pass data with the model's classes"
         )
-    data = fit_to_model(data, unet.config.in_channels, unet.config.sample_size)
+    cfg = model.unet.config
+    data = fit_to_model(data, cfg.in_channels, cfg.sample_size)
     judge = None
-    if args.judge:
+    if args.judge:  # also the stopping rule's
         from erase.judge import load_judge
 
-        judge = load_judge(args.judge, num_classes=n_classes)
-    digits_world = data.source == "sklearn-digits" and n_classes == 10
-    from erase.stopping import class_stop_monitor, resolve_rule
-
-    rule = resolve_rule(args, judge is not None or digits_world, DEFAULTS["steps"])
-    guidance = args.guidance_scale or world.get("guidance_scale", 2.0)
-    steps = args.num_inference_steps or world.get("num_inference_steps", 50)
-    args.guidance_scale, args.num_inference_steps = guidance, steps
-
-    acc = make_accelerator(args)
-    device = acc.device
-    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(
-        acc.mixed_precision, torch.float32
+        judge = load_judge(args.judge, num_classes=model.num_classes)
+    args.guidance_scale = args.guidance_scale or model.world.get("guidance_scale", 2.0)
+    args.num_inference_steps = args.num_inference_steps or model.world.get(
+        "num_inference_steps", 50
     )
-    original = copy.deepcopy(unet)
-    frozen = FrozenModel(original, weight_dtype).to(device)
-    unet.to(device)
-    named = select_trainable(unet, "full")
-    meta, train_cfg = configs_from_args(args, method)
-    stopper = None
-    if rule is not None:
-        from erase.embedded.classifier import load_digits_classifier
+    return data, judge
 
-        stopper = class_stop_monitor(
-            rule, unet, scheduler, judge if judge is not None else load_digits_classifier(),
-            sorted(set(args.forget_class)), null_class, guidance, steps,
-            f"ResNet-18 judge from {args.judge}" if judge is not None else "digits classifier",
-        )
+
+def build_task(args, model: ClassModel, data, method, acc):
+    """(the untouched original, the task, the trainable parameters)."""
+    from erase.jobs import weight_dtype_of
+    from erase.params import FrozenModel, select_trainable
+    from erase.tasks.class_erasure import ClassErasureTask
+
+    device = acc.device
+    original = copy.deepcopy(model.unet)
+    frozen = FrozenModel(original, weight_dtype_of(acc)).to(device)
+    model.unet.to(device)
+    named = select_trainable(model.unet, "full")
     task = ClassErasureTask(
         frozen,
-        scheduler,
+        model.scheduler,
         data,
         sorted(set(args.forget_class)),
-        null_class,
+        model.null_class,
         method.forget_loss,
         method.retain_loss,
         args.train_batch_size,
@@ -243,100 +265,134 @@ def run(args):
         ga_bound=args.ga_bound,
         retain_null_prob=args.retain_null_prob,
     )
-    config = build_config(
-        args, method, meta, train_cfg, world, n_classes, null_class, environment_record(acc)
-    )
-    if acc.is_main_process and args.report_to:
-        acc.init_trackers("erase_class", config={k: str(v) for k, v in config.items()})
+    return original, task, named
 
-    t0 = time.perf_counter()
-    trainer = EraseTrainer(acc, unet, named, task, method, meta, train_cfg, out, stopper=stopper)
-    log = trainer.train()
-    train_seconds = time.perf_counter() - t0
-    acc.wait_for_everyone()
-    if not acc.is_main_process:
-        acc.end_training()
+
+def build_stopper(args, rule, model: ClassModel, judge):
+    """The stopping rule's monitor: the evaluation's judge and sampler on its own seeds."""
+    if rule is None:
+        return None
+    from erase.embedded.classifier import load_digits_classifier
+    from erase.stopping import class_stop_monitor
+
+    return class_stop_monitor(
+        rule,
+        model.unet,
+        model.scheduler,
+        judge if judge is not None else load_digits_classifier(),
+        sorted(set(args.forget_class)),
+        model.null_class,
+        args.guidance_scale,
+        args.num_inference_steps,
+        f"ResNet-18 judge from {args.judge}" if judge is not None else "digits classifier",
+    )
+
+
+def save_model(model: ClassModel, out: Path) -> None:
+    from erase.io import atomic_dir
+
+    model.unet.eval()
+    with atomic_dir(out / "unet") as tmp:
+        model.unet.save_pretrained(tmp, safe_serialization=True)
+    with atomic_dir(out / "scheduler") as tmp:
+        model.scheduler.save_pretrained(tmp)
+
+
+def evaluate(args, model: ClassModel, original, data, judge, method, device, out: Path) -> dict:
+    """Before/after samples judged by ``--judge`` (or the digits classifier); writes
+    ``grid.png`` and returns the metrics."""
+    from erase.class_eval import add_inception_fid, class_grid, evaluate_class_erasure
+    from erase.embedded.classifier import load_digits_classifier
+    from erase.io import save_image
+
+    n_classes = model.num_classes
+    classifier = judge if judge is not None else load_digits_classifier()
+    eval_device = device if judge is not None else "cpu"
+    real_by_class = (
+        {c: data.images[data.labels == c] for c in range(n_classes)} if judge is not None else None
+    )
+    eval_cfg = {
+        "samples_per_class": args.eval_samples_per_class,
+        "guidance_scale": args.guidance_scale,
+        "null_class": model.null_class,
+        "num_inference_steps": args.num_inference_steps,
+        "seed": 10_000,
+    }
+    metrics, before, after = evaluate_class_erasure(
+        model.unet.to(eval_device),
+        original.to(eval_device).float(),
+        model.scheduler,
+        classifier.to(eval_device),
+        args.forget_class,
+        eval_cfg,
+        progress=True,
+        classes=range(n_classes),
+        real_images_by_class=real_by_class,
+        judge_note=f"ResNet-18 judge from {args.judge}" if judge is not None else None,
+    )
+    if judge is not None and args.inception_fid == "auto":
+        add_inception_fid(metrics, before, after, real_by_class, eval_device)
+    save_image(class_grid(before, after, title_after=f"erased ({method.name})"), out / "grid.png")
+    b = metrics["before"]
+    print(
+        f"unlearning accuracy {metrics['unlearning_accuracy']:.3f} "
+        f"(before {b['unlearning_accuracy']:.3f}); retained accuracy "
+        f"{metrics['retained_accuracy']:.3f} (before {b['retained_accuracy']:.3f}); "
+        f"{'judge' if judge is not None else 'digits'}-FID remaining "
+        f"{metrics['fid_remaining']:.2f} "
+        f"(before {b['fid_remaining']:.2f})"
+    )
+    if args.reference:
+        from erase.class_reference import class_gap
+
+        metrics["reference_gap"] = class_gap(
+            out, args, metrics, classifier, eval_cfg, real_by_class, eval_device
+        )
+    return metrics
+
+
+def run(args):
+    """The job for parsed ``args`` (raises ``EraseError`` on bad input; the API calls this)."""
+    method, rule, out = resolve_inputs(args)
+    from erase.io import atomic_write_json
+    from erase.jobs import mark_complete, save_run_records, start_trackers, stop_unless_main, train
+    from erase.runs import configs_from_args, environment_record, make_accelerator
+
+    model = load_model(args)
+    data, judge = build_data(args, model)
+    acc = make_accelerator(args)
+    original, task, named = build_task(args, model, data, method, acc)
+    meta, train_cfg = configs_from_args(args, method)
+    config = build_config(
+        args,
+        method,
+        meta,
+        train_cfg,
+        model.world,
+        model.num_classes,
+        model.null_class,
+        environment_record(acc),
+    )
+    start_trackers(acc, args, "erase_class", config)
+    stopper = build_stopper(args, rule, model, judge)
+    result = train(acc, model.unet, named, task, method, meta, train_cfg, out, stopper=stopper)
+    if stop_unless_main(acc):
         return
 
-    unet.eval()
-    with atomic_dir(out / "unet") as tmp:
-        unet.save_pretrained(tmp, safe_serialization=True)
-    with atomic_dir(out / "scheduler") as tmp:
-        scheduler.save_pretrained(tmp)
-    config["train_seconds"] = round(train_seconds, 2)
-    config["erasure_seconds"] = round(trainer.elapsed, 2)
-    config["stopping"] = stopper.stopped if stopper is not None else "off (a fixed budget)"
-    config["trained_steps"] = log[-1]["step"] if log else 0
-    atomic_write_json(out / "erase_config.json", config)
-    save_step_log(log, out, title=f"erase class {args.forget_class} with {method.name}")
-
+    save_model(model, out)
+    config["train_seconds"] = round(result.wall_seconds, 2)
+    config["erasure_seconds"] = round(result.elapsed, 2)
+    config.update(result.stopping_record())
+    save_run_records(out, config, result.log, f"erase class {args.forget_class} with {method.name}")
+    digits_world = data.source == "sklearn-digits" and model.num_classes == 10
     if not args.no_eval and (judge is not None or digits_world):
-        from erase.class_eval import add_inception_fid, class_grid, evaluate_class_erasure
-        from erase.embedded.classifier import load_digits_classifier
-        from erase.io import save_image
-
-        classifier = judge if judge is not None else load_digits_classifier()
-        eval_device = device if judge is not None else "cpu"
-        real_by_class = (
-            {c: data.images[data.labels == c] for c in range(n_classes)}
-            if judge is not None
-            else None
-        )
-        eval_cfg = {
-            "samples_per_class": args.eval_samples_per_class,
-            "guidance_scale": guidance,
-            "null_class": null_class,
-            "num_inference_steps": steps,
-            "seed": 10_000,
-        }
-        metrics, before, after = evaluate_class_erasure(
-            unet.to(eval_device),
-            original.to(eval_device).float(),
-            scheduler,
-            classifier.to(eval_device),
-            args.forget_class,
-            eval_cfg,
-            progress=True,
-            classes=range(n_classes),
-            real_images_by_class=real_by_class,
-            judge_note=f"ResNet-18 judge from {args.judge}" if judge is not None else None,
-        )
-        if judge is not None and args.inception_fid == "auto":
-            add_inception_fid(metrics, before, after, real_by_class, eval_device)
-        metrics["erasure_seconds"] = config["erasure_seconds"]
-        metrics["trained_steps"] = config["trained_steps"]
-        metrics["stopping"] = config["stopping"]
-        if args.reference:
-            from erase.class_reference import class_gap
-
-            metrics["reference_gap"] = class_gap(
-                out, args, metrics, classifier, eval_cfg, real_by_class, eval_device
-            )
-        atomic_write_json(out / "metrics.json", metrics)
-        save_image(
-            class_grid(before, after, title_after=f"erased ({method.name})"), out / "grid.png"
-        )
-        b = metrics["before"]
-        print(
-            f"unlearning accuracy {metrics['unlearning_accuracy']:.3f} "
-            f"(before {b['unlearning_accuracy']:.3f}); retained accuracy "
-            f"{metrics['retained_accuracy']:.3f} (before {b['retained_accuracy']:.3f}); "
-            f"{'judge' if judge is not None else 'digits'}-FID remaining "
-            f"{metrics['fid_remaining']:.2f} "
-            f"(before {b['fid_remaining']:.2f})"
-        )
+        metrics = evaluate(args, model, original, data, judge, method, acc.device, out)
     else:
-        atomic_write_json(
-            out / "metrics.json",
-            {
-                "note": "no judge for this data; evaluate with eval/ and your own classifier",
-                "erasure_seconds": config["erasure_seconds"],
-                "trained_steps": config["trained_steps"],
-                "stopping": config["stopping"],
-            },
-        )
-    atomic_write_text(out / COMPLETE_MARKER, "")
-    acc.end_training()
+        metrics = {"note": "no judge for this data; evaluate with eval/ and your own classifier"}
+    metrics["erasure_seconds"] = config["erasure_seconds"]
+    metrics.update(result.stopping_record())
+    atomic_write_json(out / "metrics.json", metrics)
+    mark_complete(acc, out)
     print(f"saved the erased model to {out}")
     return out
 

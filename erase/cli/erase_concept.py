@@ -16,10 +16,12 @@ from __future__ import annotations
 import argparse
 import copy
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from erase.choices import PARAM_SETS
 from erase.errors import EraseError, cli_main
+from erase.helpformat import HelpFormatter, per_method
 from erase.methods import CONCEPT_METHODS
 from erase.runs import add_training_args
 from erase.validate import validate_args
@@ -27,10 +29,9 @@ from erase.validate import validate_args
 SAVE_FORMATS = ("pipeline", "unet", "lora")
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+def build_parser() -> argparse.ArgumentParser:
+    """The job's flags; ``--help`` prints each with its effective default."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[1], formatter_class=HelpFormatter)
     p.add_argument(
         "--pretrained_model_name_or_path",
         default=None,
@@ -40,11 +41,24 @@ def parse_args(argv=None):
         "--concept",
         nargs="+",
         default=None,
-        help="concept name(s) from erase/prompts/concepts, concept file(s), or free text",
+        help="concept name(s) from erase/prompts/concepts, concept file(s), or free text "
+        "(default: none; then --forget_prompts is needed)",
     )
-    p.add_argument("--anchor", default=None, help="map the concept to this prompt (anchor loss)")
-    p.add_argument("--forget_prompts", default=None, help="file: extra prompts to forget")
-    p.add_argument("--retain_prompts", default=None, help="file: prompts whose images must stay")
+    p.add_argument(
+        "--anchor",
+        default=None,
+        help="map the concept to this prompt (anchor loss; default: the concept's own anchor, "
+        "else 'a photo', '' for the embedded world and uce)",
+    )
+    p.add_argument(
+        "--forget_prompts", default=None, help="file: extra prompts to forget (default: none)"
+    )
+    p.add_argument(
+        "--retain_prompts",
+        default=None,
+        help="file: prompts whose images must stay (default: the concept's retain prompts, "
+        "else a built-in set)",
+    )
     p.add_argument(
         "--forget_images",
         default=None,
@@ -54,7 +68,9 @@ def parse_args(argv=None):
     p.add_argument(
         "--train_params",
         default=None,
-        help=f"one of {', '.join(PARAM_SETS)} (default: noxattn; xattn for ca)",
+        help=f"one of {', '.join(PARAM_SETS)} (default: the method's: "
+        + per_method(CONCEPT_METHODS, lambda s: s.train_params or "noxattn")
+        + ")",
     )
     p.add_argument("--lora_rank", type=int, default=8)
     p.add_argument(
@@ -71,6 +87,61 @@ def parse_args(argv=None):
         choices=SAVE_FORMATS,
         help="pipeline (default), unet, or lora (default with --train_params lora)",
     )
+    add_generation_args(p)
+    u = p.add_argument_group("uce (closed-form; its s_p is --retain_weight)")
+    u.add_argument("--uce_lambda", type=float, default=0.5, help="λ: how close W' stays to W")
+    u.add_argument("--uce_erase_scale", type=float, default=1.0, help="s_e")
+    add_training_args(p, steps=100, lr=1e-4, batch=16, methods=CONCEPT_METHODS)
+    add_judge_args(p)
+    return p
+
+
+def add_judge_args(p: argparse.ArgumentParser) -> None:
+    """The judge of the stopping rule's checks (``erase.attacks.judges``)."""
+    g = p.add_argument_group("judge (of the stopping rule)")
+    g.add_argument(
+        "--judge",
+        default=None,
+        help="embedded, nudenet, or a transformers image-classification folder (with "
+        "--judge_labels) (default: the embedded judge for the embedded world's digits and "
+        "styles, NudeNet for nudity, else none: the stopping rule is then off)",
+    )
+    g.add_argument(
+        "--judge_labels",
+        nargs="*",
+        default=None,
+        help="labels of an image-classifier --judge that mean the concept (default: the "
+        "concept's name)",
+    )
+    g.add_argument(
+        "--judge_threshold",
+        type=float,
+        default=None,
+        help="NudeNet: the score from which an *_EXPOSED class counts (default: 0.45, as "
+        "UnlearnDiffAtk)",
+    )
+
+
+def concept_judge(args, concept):
+    """The judge that tells whether the concept is still drawn, or None where there is none."""
+    from erase.attacks.judges import make_judge
+    from erase.concept_eval import concept_words
+
+    words = concept_words(concept.name)
+    embedded = args.pretrained_model_name_or_path is None
+    if args.judge is None and not (embedded and len(words) == 1) and "nud" not in concept.name:
+        return None
+    return make_judge(
+        args.judge or ("embedded" if embedded and len(words) == 1 else None),
+        words,
+        concept.name,
+        threshold=args.judge_threshold,
+        labels=args.judge_labels,
+    )
+
+
+def add_generation_args(p: argparse.ArgumentParser) -> None:
+    """The images the original generates to train on, and the grids and evaluation."""
     p.add_argument(
         "--images_per_prompt",
         type=int,
@@ -78,8 +149,18 @@ def parse_args(argv=None):
         help="forget images the original generates per forget prompt (cached)",
     )
     p.add_argument("--retain_images_per_prompt", type=int, default=4)
-    p.add_argument("--gen_steps", type=int, default=None, help="sampling steps for those images")
-    p.add_argument("--gen_guidance_scale", type=float, default=None)
+    p.add_argument(
+        "--gen_steps",
+        type=int,
+        default=None,
+        help="sampling steps for those images (default: the embedded world's, else 25)",
+    )
+    p.add_argument(
+        "--gen_guidance_scale",
+        type=float,
+        default=None,
+        help="guidance for those images (default: the embedded world's, else 7.5)",
+    )
     p.add_argument("--gen_batch_size", type=int, default=32)
     p.add_argument(
         "--cache_dir",
@@ -87,7 +168,12 @@ def parse_args(argv=None):
         help="where generated latents are cached (default: OUTPUT_DIR/cache); share "
         "it between runs of the same model and prompts",
     )
-    p.add_argument("--validation_prompts", nargs="*", default=None)
+    p.add_argument(
+        "--validation_prompts",
+        nargs="*",
+        default=None,
+        help="rows of the before/after grid (default: the first 2 forget and 2 retain prompts)",
+    )
     p.add_argument(
         "--validation_steps",
         type=int,
@@ -101,15 +187,16 @@ def parse_args(argv=None):
         help="embedded world: images per digit and per style for the judge",
     )
     p.add_argument("--no_eval", action="store_true")
-    u = p.add_argument_group("uce (closed-form; its s_p is --retain_weight)")
-    u.add_argument("--uce_lambda", type=float, default=0.5, help="λ: how close W' stays to W")
-    u.add_argument("--uce_erase_scale", type=float, default=1.0, help="s_e")
-    add_training_args(p, steps=100, lr=1e-4, batch=16)
-    return p.parse_args(argv)
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def resolve_inputs(args):
-    """The concept, retain prompts and method spec, with clear errors for bad input."""
+    """(concept, retain prompts, method spec, output folder): every flag checked, with one
+    clear error for bad input, before anything loads."""
+    validate_args(args)  # every number and path flag, before any work
     from erase.concepts import (
         DEFAULT_RETAIN,
         Concept,
@@ -163,7 +250,22 @@ def resolve_inputs(args):
         args.save_format = "lora" if args.train_params == "lora" else "pipeline"
     if args.save_format == "lora" and args.train_params != "lora":
         raise EraseError("--save_format lora needs --train_params lora")
-    return concept, retain, method
+    from erase.loading import resolve_pipeline_folder
+    from erase.model_sizes import check_resolution
+    from erase.runs import prepare_output_dir
+
+    check_resolution(
+        resolve_pipeline_folder(args.pretrained_model_name_or_path)[0], args.resolution
+    )
+
+    from erase.stopping import resolve_rule
+
+    if method.rule == "closed_form":
+        args.stop_at_erased = "off"  # one edit, no steps to stop between
+    judge = concept_judge(args, concept) if args.stop_at_erased != "off" else None
+    rule = resolve_rule(args, judge is not None, 100)
+    out = prepare_output_dir(args.output_dir, args.overwrite, args.resume_from_checkpoint)
+    return concept, retain, method, (rule, judge), out
 
 
 def add_lora(unet, rank: int):
@@ -271,6 +373,10 @@ def model_card(config: dict, metrics: dict | None) -> str:
             "precondition",
         ):
             lines.append(f"| meta.{k} | {config['meta'].get(k, '—')} |")
+    if "stopping" in config:
+        from erase.stopping import describe_stop
+
+        lines += ["", f"Stopping rule: {describe_stop(config['stopping'])}."]
     lines += ["", "Forget prompts: " + "; ".join(config["forget_prompts"][:8]), ""]
     if metrics and "forget_digit_accuracy_after" in metrics:
         lines += [
@@ -359,32 +465,28 @@ def validation_grid(
     return rows
 
 
-def run(args):
-    """The job for parsed ``args`` (raises ``EraseError`` on bad input; the API calls this)."""
-    validate_args(args)  # every number and path flag, before any work
-    concept, retain_prompts, method = resolve_inputs(args)
-    from erase.runs import prepare_output_dir
+@dataclass
+class ConceptModel:
+    """The loaded pipeline and what the run needs to know about it."""
 
-    out = prepare_output_dir(args.output_dir, args.overwrite, args.resume_from_checkpoint)
+    pipe: object
+    family: object
+    name: str
+    embedded: bool
+    weight_dtype: object
 
+
+def load_model(args, acc) -> ConceptModel:
+    """Load the pipeline onto the accelerator's device; fill in the size and sampling flags
+    from the model (its native resolution, the embedded world's sampler settings)."""
     import torch
-    from diffusers import DDPMScheduler
 
-    from erase.concept_data import build_pools, resolution_of
+    from erase.concept_data import resolution_of
     from erase.families import family_of
-    from erase.io import COMPLETE_MARKER, atomic_write_json, atomic_write_text
+    from erase.jobs import weight_dtype_of
     from erase.loading import load_sd_pipeline
-    from erase.params import AdaptersDisabled, FrozenModel, select_trainable
-    from erase.runs import configs_from_args, environment_record, make_accelerator
-    from erase.steplog import save_step_log
-    from erase.tasks.concept_erasure import ConceptErasureTask
-    from erase.trainer import EraseTrainer
 
-    acc = make_accelerator(args)
-    device = acc.device
-    weight_dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(
-        acc.mixed_precision, torch.float32
-    )
+    weight_dtype = weight_dtype_of(acc)
     pipe, folder, model_name = load_sd_pipeline(args.pretrained_model_name_or_path)
     family = family_of(pipe)
     args.resolution = resolution_of(pipe, args.resolution)
@@ -396,86 +498,116 @@ def run(args):
         world = read_world(folder)
     args.gen_steps = args.gen_steps or world.get("num_inference_steps", 25)
     args.gen_guidance_scale = args.gen_guidance_scale or world.get("guidance_scale", 7.5)
-    pipe.to(device)
+    pipe.to(acc.device)
     if weight_dtype != torch.float32:
         for part in (pipe.vae, *family.encoder_modules(pipe)):
             part.to(weight_dtype)
-    unet = pipe.unet
-    val_prompts = args.validation_prompts or (concept.forget[:2] + retain_prompts[:2])
-    val_seeds = [0, 1, 2, 3]
-    closed_form = method.rule == "closed_form"
-    t_prep = time.perf_counter()
-    if closed_form:  # needs the prompts' text states only, no images
-        forget_pool = retain_pool = null_emb = None
-    else:
-        forget_pool, retain_pool, null_emb = build_pools(
-            pipe,
-            concept,
-            retain_prompts if method.retain_loss else [],
-            args,
-            device,
-            Path(args.cache_dir) if args.cache_dir else out / "cache",
-            progress=acc.is_main_process,
-            forget_from_anchor=method.forget_data == "anchor",
-        )
-    prep_seconds = time.perf_counter() - t_prep
+    return ConceptModel(pipe, family, model_name, embedded, weight_dtype)
 
-    def original_grid(model):
+
+def build_data(args, model: ConceptModel, concept, retain_prompts, method, acc, out: Path):
+    """(forget pool, retain pool, null embedding, seconds): the original's latents of the
+    forget and retain prompts (cached); nothing for the closed-form edit."""
+    from erase.concept_data import build_pools
+
+    t0 = time.perf_counter()
+    if method.rule == "closed_form":  # needs the prompts' text states only, no images
+        return None, None, None, 0.0
+    pools = build_pools(
+        model.pipe,
+        concept,
+        retain_prompts if method.retain_loss else [],
+        args,
+        acc.device,
+        Path(args.cache_dir) if args.cache_dir else out / "cache",
+        progress=acc.is_main_process,
+        forget_from_anchor=method.forget_data == "anchor",
+    )
+    return (*pools, time.perf_counter() - t0)
+
+
+class Validation:
+    """The fixed prompts × seeds grids: the original, every ``--validation_steps``, the end."""
+
+    seeds = [0, 1, 2, 3]
+
+    def __init__(self, args, pipe, prompts, out: Path):
+        self.args, self.pipe, self.prompts, self.out = args, pipe, prompts, out
+
+    def grid(self, model, name: str, title: str, cells_dir=None):
         return validation_grid(
-            pipe,
+            self.pipe,
             model,
-            val_prompts,
-            val_seeds,
-            out / "validation" / "step-0.png",
-            "original",
-            args.gen_steps,
-            args.gen_guidance_scale,
-            resolution=args.resolution,
+            self.prompts,
+            self.seeds,
+            self.out / "validation" / f"{name}.png",
+            title,
+            self.args.gen_steps,
+            self.args.gen_guidance_scale,
+            cells_dir=cells_dir,
+            resolution=self.args.resolution,
         )
 
-    # The original's grid is drawn after training from the untouched full-precision copy (or
-    # with LoRA's adapters off), so training starts sooner; only a run whose frozen copy will
-    # be cast to half precision draws it now, from the weights as loaded.
-    before_rows = None
-    if acc.is_main_process and weight_dtype != torch.float32 and args.train_params != "lora":
-        before_rows = original_grid(unet)
+    def original(self, model):
+        return self.grid(model, "step-0", "original")
 
+    def during(self, acc, unet):
+        """The trainer's ``validate`` callback: a grid of the weights at ``step``."""
+
+        def validate(step):
+            if acc.is_main_process:
+                unet.eval()
+                self.grid(unet, f"step-{step}", f"step {step}")
+                unet.train()
+
+        return validate
+
+
+def prepare_model(args, model: ConceptModel, method):
+    """(the untouched original or None with LoRA, the frozen reference, trainable params)."""
+    from erase.params import AdaptersDisabled, FrozenModel, select_trainable
+
+    unet = model.pipe.unet
     if args.train_params == "lora":
         original = None
         add_lora(unet, args.lora_rank)
         frozen = AdaptersDisabled(unet)
     else:
         original = copy.deepcopy(unet)
-        frozen = FrozenModel(original, weight_dtype).to(device)
+        frozen = FrozenModel(original, model.weight_dtype).to(unet.device)
     if args.gradient_checkpointing:
         unet.enable_gradient_checkpointing()
-    if closed_form:
+    if method.rule == "closed_form":
         args.train_params = "xattn-kv"  # what UCE edits, recorded as such
-    named = select_trainable(unet, args.train_params)
-    meta, train_cfg = configs_from_args(args, method)
-    # training noise the DDPM way, whatever sampler the pipeline ships (SDXL: Euler), with the
-    # model's own prediction type (as diffusers' training examples do)
-    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
-    task = None
-    if not closed_form:
-        task = ConceptErasureTask(
-            frozen,
-            noise_scheduler,
-            forget_pool,
-            retain_pool,
-            null_emb,
-            method.forget_loss,
-            method.retain_loss,
-            args.train_batch_size,
-            device,
-            eta=args.esd_eta,
-            ga_bound=args.ga_bound,
-        )
-    config = {
+    return original, frozen, select_trainable(unet, args.train_params)
+
+
+def build_task(args, frozen, noise_scheduler, pools, method, device):
+    """The trained methods' losses on the forget and retain pools."""
+    from erase.tasks.concept_erasure import ConceptErasureTask
+
+    forget_pool, retain_pool, null_emb = pools
+    return ConceptErasureTask(
+        frozen,
+        noise_scheduler,
+        forget_pool,
+        retain_pool,
+        null_emb,
+        method.forget_loss,
+        method.retain_loss,
+        args.train_batch_size,
+        device,
+        eta=args.esd_eta,
+        ga_bound=args.ga_bound,
+    )
+
+
+def build_config(args, model, concept, retain_prompts, method, meta, train_cfg, sched, env):
+    return {
         "task": "concept",
-        "pretrained_model": model_name,
-        "pipeline_class": family.pipeline_class,
-        "prediction_type": noise_scheduler.config.prediction_type,
+        "pretrained_model": model.name,
+        "pipeline_class": model.family.pipeline_class,
+        "prediction_type": sched.config.prediction_type,
         "resolution": args.resolution,
         "concept": concept.name,
         "concept_source": concept.source,
@@ -494,123 +626,170 @@ def run(args):
         "gen_steps": args.gen_steps,
         "gen_guidance_scale": args.gen_guidance_scale,
         "esd_eta": args.esd_eta,
-        "environment": environment_record(acc),
+        "environment": env,
     }
-    if acc.is_main_process and args.report_to:
-        acc.init_trackers("erase_concept", config={k: str(v) for k, v in config.items()})
 
-    def validate(step):
-        if acc.is_main_process:
-            unet.eval()
-            validation_grid(
-                pipe,
-                unet,
-                val_prompts,
-                val_seeds,
-                out / "validation" / f"step-{step}.png",
-                f"step {step}",
-                args.gen_steps,
-                args.gen_guidance_scale,
-                resolution=args.resolution,
-            )
-            unet.train()
 
-    if closed_form:
-        change, elapsed = closed_form_edit(
-            pipe, unet, concept, retain_prompts, method, args, device
-        )
-        log = []  # no training steps to log
-        config["uce"] = {
-            "lambda": args.uce_lambda,
-            "erase_scale": args.uce_erase_scale,
-            "preserve_scale": method.retain_weight,
-            "guide_prompts": concept.anchor,
-            "mean_relative_weight_change": change,
-        }
-    else:
-        trainer = EraseTrainer(
-            acc, unet, named, task, method, meta, train_cfg, out, validate=validate
-        )
-        trainer.train()
-        log, elapsed = trainer.log, trainer.elapsed
-    acc.wait_for_everyone()
-    if not acc.is_main_process:
-        acc.end_training()
-        return
-    unet.eval()
-    config["prep_seconds"] = round(prep_seconds, 2)
-    config["erasure_seconds"] = round(elapsed, 2)
-    save_step_log(log, out, title=f"erase {concept.name} with {method.name}")
+def erase_closed_form(args, model, concept, retain_prompts, method, device, config):
+    """UCE's edit in place of training; (step log, seconds), its settings into ``config``."""
+    change, elapsed = closed_form_edit(
+        model.pipe, model.pipe.unet, concept, retain_prompts, method, args, device
+    )
+    config["uce"] = {
+        "lambda": args.uce_lambda,
+        "erase_scale": args.uce_erase_scale,
+        "preserve_scale": method.retain_weight,
+        "guide_prompts": concept.anchor,
+        "mean_relative_weight_change": change,
+    }
+    return [], elapsed  # no training steps to log
 
+
+def with_original(unet, original, fn):
+    """``fn(model)`` on the original weights: the kept copy, or the UNet with LoRA off."""
+    if original is not None:
+        return fn(original)
+    unet.disable_adapters()
+    try:
+        return fn(unet)
+    finally:
+        unet.enable_adapters()
+
+
+def save_grids(val: Validation, unet, original, before_rows, method, steps: int, out: Path):
     from erase.grids import comparison_grid, save_grid
 
     if before_rows is None:
-        if original is not None:
-            before_rows = original_grid(original)
-        else:
-            unet.disable_adapters()
-            before_rows = original_grid(unet)
-            unet.enable_adapters()
-
-    after_rows = validation_grid(
-        pipe,
-        unet,
-        val_prompts,
-        val_seeds,
-        out / "validation" / f"step-{args.max_train_steps}.png",
-        "erased",
-        args.gen_steps,
-        args.gen_guidance_scale,
-        cells_dir=out / "samples",
-        resolution=args.resolution,
-    )
+        before_rows = with_original(unet, original, val.original)
+    after_rows = val.grid(unet, f"step-{steps}", "erased", cells_dir=out / "samples")
     save_grid(
         comparison_grid(
             [("original", before_rows), (f"erased ({method.name})", after_rows)],
-            val_prompts,
-            [f"seed {s}" for s in val_seeds],
+            val.prompts,
+            [f"seed {s}" for s in val.seeds],
         ),
         out / "grid.png",
     )
 
-    metrics = None
-    if embedded and not args.no_eval:
-        from erase.concept_eval import concept_words, evaluate_world, summarize
 
-        words = concept_words(concept.name)
-        if original is not None:
-            pipe.unet = original.to(torch.float32)
-            before = evaluate_world(pipe, args.eval_images_per_class)
-        else:
-            unet.disable_adapters()
-            before = evaluate_world(pipe, args.eval_images_per_class)
-            unet.enable_adapters()
-        pipe.unet = unet
-        after = evaluate_world(pipe, args.eval_images_per_class, use_cache=False)
-        metrics = summarize(words, before, after)
-        metrics["erasure_seconds"] = config["erasure_seconds"]
-        atomic_write_json(out / "metrics.json", metrics)
-        print(
-            "forget digit acc {:.3f} -> {:.3f}; other digits {:.3f} -> {:.3f}; forget style "
-            "{:.3f} -> {:.3f}; other styles {:.3f} -> {:.3f}".format(
-                *[
-                    metrics[f"{k}_{t}"]
-                    for k in (
-                        "forget_digit_accuracy",
-                        "other_digits_accuracy",
-                        "forget_style_accuracy",
-                        "other_styles_accuracy",
-                    )
-                    for t in ("before", "after")
-                ]
-            )
+def evaluate(args, pipe, unet, original, concept) -> dict:
+    """The embedded world's judge before and after: digit and style accuracies."""
+    import torch
+
+    from erase.concept_eval import concept_words, evaluate_world, summarize
+
+    def judge_original(model):
+        pipe.unet = model.to(torch.float32) if original is not None else model
+        return evaluate_world(pipe, args.eval_images_per_class)
+
+    before = with_original(unet, original, judge_original)
+    pipe.unet = unet
+    after = evaluate_world(pipe, args.eval_images_per_class, use_cache=False)
+    metrics = summarize(concept_words(concept.name), before, after)
+    print(
+        "forget digit acc {:.3f} -> {:.3f}; other digits {:.3f} -> {:.3f}; forget style "
+        "{:.3f} -> {:.3f}; other styles {:.3f} -> {:.3f}".format(
+            *[
+                metrics[f"{k}_{t}"]
+                for k in (
+                    "forget_digit_accuracy",
+                    "other_digits_accuracy",
+                    "forget_style_accuracy",
+                    "other_styles_accuracy",
+                )
+                for t in ("before", "after")
+            ]
         )
+    )
+    return metrics
+
+
+def run(args):
+    """The job for parsed ``args`` (raises ``EraseError`` on bad input; the API calls this)."""
+    concept, retain_prompts, method, (rule, judge), out = resolve_inputs(args)
+
+    import torch
+    from diffusers import DDPMScheduler
+
+    from erase.io import atomic_write_json, atomic_write_text
+    from erase.jobs import mark_complete, save_run_records, start_trackers, stop_unless_main, train
+    from erase.runs import configs_from_args, environment_record, make_accelerator
+
+    acc = make_accelerator(args)
+    model = load_model(args, acc)
+    pipe, unet = model.pipe, model.pipe.unet
+    *pools, prep_seconds = build_data(args, model, concept, retain_prompts, method, acc, out)
+    val = Validation(
+        args, pipe, args.validation_prompts or (concept.forget[:2] + retain_prompts[:2]), out
+    )
+    # The original's grid is drawn after training from the untouched full-precision copy (or
+    # with LoRA's adapters off), so training starts sooner; only a run whose frozen copy will
+    # be cast to half precision draws it now, from the weights as loaded.
+    before_rows = None
+    if acc.is_main_process and model.weight_dtype != torch.float32 and args.train_params != "lora":
+        before_rows = val.original(unet)
+    original, frozen, named = prepare_model(args, model, method)
+    meta, train_cfg = configs_from_args(args, method)
+    # training noise the DDPM way, whatever sampler the pipeline ships (SDXL: Euler), with the
+    # model's own prediction type (as diffusers' training examples do)
+    noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    config = build_config(
+        args,
+        model,
+        concept,
+        retain_prompts,
+        method,
+        meta,
+        train_cfg,
+        noise_scheduler,
+        environment_record(acc),
+    )
+    start_trackers(acc, args, "erase_concept", config)
+
+    if method.rule == "closed_form":
+        log, elapsed = erase_closed_form(
+            args, model, concept, retain_prompts, method, acc.device, config
+        )
+        acc.wait_for_everyone()
+    else:
+        from erase.stopping import concept_stop_monitor
+
+        task = build_task(args, frozen, noise_scheduler, pools, method, acc.device)
+        stopper = concept_stop_monitor(
+            rule, pipe, concept.forget, judge, args.gen_guidance_scale, args.gen_steps
+        )
+        result = train(
+            acc,
+            unet,
+            named,
+            task,
+            method,
+            meta,
+            train_cfg,
+            out,
+            validate=val.during(acc, unet),
+            stopper=stopper,
+        )
+        log, elapsed = result.log, result.elapsed
+        config.update(result.stopping_record())
+    if stop_unless_main(acc):
+        return
+    unet.eval()
+    config["prep_seconds"] = round(prep_seconds, 2)
+    config["erasure_seconds"] = round(elapsed, 2)
+    steps_done = config.get("trained_steps", args.max_train_steps)
+    save_grids(val, unet, original, before_rows, method, steps_done, out)
+    metrics = None
+    if model.embedded and not args.no_eval:
+        metrics = evaluate(args, pipe, unet, original, concept)
+        metrics["erasure_seconds"] = config["erasure_seconds"]
+        metrics.update({k: config[k] for k in ("trained_steps", "stopping") if k in config})
+        atomic_write_json(out / "metrics.json", metrics)
     pipe.unet = unet
     save_outputs(pipe, unet, out, args.save_format)
-    atomic_write_json(out / "erase_config.json", config)
+    save_run_records(out, config, log, f"erase {concept.name} with {method.name}")
     atomic_write_text(out / "README.md", model_card(config, metrics))
-    atomic_write_text(out / COMPLETE_MARKER, "")
-    acc.end_training()
+    mark_complete(acc, out)
     print(f"saved ({args.save_format}) to {out}")
     return out
 

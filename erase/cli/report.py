@@ -13,18 +13,22 @@ from __future__ import annotations
 import argparse
 
 from erase.errors import cli_main
+from erase.helpformat import HelpFormatter
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+def build_parser() -> argparse.ArgumentParser:
+    """The job's flags; ``--help`` prints each with its effective default."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[1], formatter_class=HelpFormatter)
     p.add_argument("run_dirs", nargs="*", help="erasure run dirs (same as --runs)")
     p.add_argument("--runs", nargs="*", default=[], help="erasure run dirs")
     p.add_argument("--evals", nargs="*", default=[], help="evaluation output dirs")
     p.add_argument("--output_dir", default="outputs/report")
     p.add_argument("--title", default="Erasure report")
-    return p.parse_args(argv)
+    return p
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def run(args):

@@ -17,30 +17,54 @@ import argparse
 from pathlib import Path
 
 from erase.errors import EraseError, cli_main
+from erase.helpformat import HelpFormatter
 from erase.validate import validate_args
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description=__doc__.split("\n")[1], formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
+def build_parser() -> argparse.ArgumentParser:
+    """The job's flags; ``--help`` prints each with its effective default."""
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[1], formatter_class=HelpFormatter)
     from erase.generators import add_model_args
 
     add_model_args(p, classes=True)
-    p.add_argument("--compare", default=None, help="a second model (e.g. the base) to show beside")
-    p.add_argument("--compare_base", default=None, help="base for a UNet-only/LoRA --compare")
+    p.add_argument(
+        "--compare",
+        default=None,
+        help="a second model (e.g. the base) to show beside (default: none, one panel)",
+    )
+    p.add_argument(
+        "--compare_base",
+        default=None,
+        help="base for a UNet-only/LoRA --compare (default: --base)",
+    )
     p.add_argument(
         "--prompts",
         nargs="+",
         default=None,
-        help="prompts (one row each), or one prompt file (txt/csv); 'A|B' is read as A and B",
+        help="prompts (one row each), or one prompt file (txt/csv); 'A|B' is read as A and B "
+        "(default: the ten digit prompts of the embedded world)",
     )
-    p.add_argument("--classes", type=int, nargs="+", default=None, help="rows for DDPMs")
+    p.add_argument(
+        "--classes",
+        type=int,
+        nargs="+",
+        default=None,
+        help="rows for DDPMs (default: classes 0-9)",
+    )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     p.add_argument("--output", default="grid.png")
     p.add_argument("--images_dir", default=None, help="default: <output stem>_images/")
-    p.add_argument("--labels", nargs=2, default=None, help="panel titles (model, compare)")
-    return p.parse_args(argv)
+    p.add_argument(
+        "--labels",
+        nargs=2,
+        default=None,
+        help="panel titles (model, compare) (default: the models' names)",
+    )
+    return p
+
+
+def parse_args(argv=None):
+    return build_parser().parse_args(argv)
 
 
 def _sample(gen, rows, args, row_is_class: bool):

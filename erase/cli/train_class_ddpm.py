@@ -18,12 +18,12 @@ import time
 from pathlib import Path
 
 from erase.errors import EraseError, cli_main
+from erase.helpformat import HelpFormatter
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def build_parser() -> argparse.ArgumentParser:
+    """The job's flags; ``--help`` prints each with its effective default."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument(
         "--train_data",
         required=True,
@@ -48,16 +48,29 @@ def parse_args(argv=None):
     )
     p.add_argument("--beta_schedule", default="linear", choices=["linear", "squaredcos_cap_v2"])
     p.add_argument("--ema_decay", type=float, default=0.9999, help="0 disables the EMA")
-    p.add_argument("--mixed_precision", default=None, choices=["no", "fp16", "bf16"])
+    p.add_argument(
+        "--mixed_precision",
+        default=None,
+        choices=["no", "fp16", "bf16"],
+        help="default: accelerate's configuration (no, unless `accelerate config` says)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpointing_steps", type=int, default=5000, help="0: never")
     p.add_argument("--checkpoints_total_limit", type=int, default=2)
-    p.add_argument("--resume_from_checkpoint", default=None, help="'latest' or checkpoint-N")
+    p.add_argument(
+        "--resume_from_checkpoint",
+        default=None,
+        help="'latest' or checkpoint-N (default: start a new run)",
+    )
     p.add_argument("--log_every", type=int, default=100)
     p.add_argument("--guidance_scale", type=float, default=2.0, help="for the grid and world.json")
     p.add_argument("--num_inference_steps", type=int, default=50, help="DDIM steps (grid)")
     p.add_argument("--grid_samples_per_class", type=int, default=8)
-    args = p.parse_args(argv)
+    return p
+
+
+def parse_args(argv=None):
+    args = build_parser().parse_args(argv)
     for name in ("max_train_steps", "train_batch_size", "grid_samples_per_class", "log_every"):
         if getattr(args, name) < 1:
             raise EraseError(f"--{name} must be >= 1")

@@ -15,12 +15,12 @@ import argparse
 import platform
 
 from erase.errors import EraseError, cli_main
+from erase.helpformat import HelpFormatter
 
 
-def parse_args(argv=None):
-    p = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+def build_parser() -> argparse.ArgumentParser:
+    """The job's flags; ``--help`` prints each with its effective default."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=HelpFormatter)
     p.add_argument(
         "--train_data",
         required=True,
@@ -50,8 +50,14 @@ def parse_args(argv=None):
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
-    p.add_argument("--num_threads", type=int, default=None, help="torch CPU threads")
-    args = p.parse_args(argv)
+    p.add_argument(
+        "--num_threads", type=int, default=None, help="torch CPU threads (default: torch's)"
+    )
+    return p
+
+
+def parse_args(argv=None):
+    args = build_parser().parse_args(argv)
     for name in ("epochs", "batch_size", "image_size"):
         if getattr(args, name) < 1:
             raise EraseError(f"--{name} must be >= 1")
