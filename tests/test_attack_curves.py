@@ -146,3 +146,26 @@ def test_benign_folders_must_not_hold_the_concept(tmp_path):
         class_benign_set(7, 8, str(tmp_path), size=8, channels=1)
     data = class_benign_set(5, 8, str(tmp_path), size=8, channels=1)
     assert data["train_labels"].tolist() == [3, 7]  # folder names are class indices
+
+
+def test_frontier_report_summarises_each_runs_stored_curve(monkeypatch):
+    """The comparison tables' new robustness columns come from each run's two stored points
+    (before relearning, after ``relearn_steps``), averaged over runs."""
+    import importlib
+
+    from helpers import REPO
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    report = importlib.import_module("_frontier_report")
+    job = {"relearn_steps": 10}
+    rows = [
+        {"job": job, "relearn_before": 0.3, "relearned": 0.7},  # half back at 5 steps
+        {"job": job, "relearn_before": 0.1, "relearned": 0.4},  # never half back
+        {"job": {"relearn_steps": 0}},  # no robustness column asked
+    ]
+    b = report.share_back_block(rows)
+    assert (b["curves"], b["half_back_reached"]) == (2, 1)
+    assert b["half_back_steps_mean"] == pytest.approx(5.0)
+    assert b["back_auc_mean"] == pytest.approx((0.5 + 0.25) / 2)
+    assert report._half_back(b, 10) == "5.0 (1/2)"
+    assert report._half_back(report.share_back_block(rows[1:]), 10) == "> 10 (0/1)"
