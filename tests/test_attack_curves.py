@@ -66,6 +66,12 @@ def test_benign_fine_tuning_on_a_class_ddpm_with_its_reference(tmp_path):
     assert [g["gap"] for g in a_ref["reference_gap"]] == [0.0, 0.0, 0.0]
     assert a_ref["reference_auc"] == a_ref["auc"]
     assert (tmp_path / "r" / "reference" / "images").is_dir()
+    from erase.report import robustness_columns
+
+    cols = robustness_columns(tmp_path / "r")
+    auc = f"{100 * a_ref['auc']:.0f}"
+    assert cols["benign area under share-back (%)"] == f"{auc} / ref {auc}"
+    assert "benign steps to 50 % back" in cols and "benign curve (%)" in cols
 
 
 def test_lora_relearning_moves_only_the_adapters_and_lowers_the_loss():
