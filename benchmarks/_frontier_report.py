@@ -14,6 +14,8 @@ from pathlib import Path
 from _head_to_head import head_to_head_lines
 from forget_ua import wilson  # the held-out erased share's 95 % interval
 
+from erase.attacks.curves import area_under, steps_until
+
 RULE = (
     "operating point: among the knob values whose mean erased share over the tuning concepts "
     "is ≥ {:.0f} %, the one with the best mean retained accuracy; if none reaches it, the most "
@@ -35,6 +37,42 @@ def _mean(xs):
 def _std(xs):
     xs = [x for x in xs if x is not None and x == x]
     return statistics.stdev(xs) if len(xs) > 1 else 0.0
+
+
+def _stored_curve(r: dict) -> list[tuple[int, float]] | None:
+    """The share-back curve a run stored: before relearning and after ``relearn_steps``."""
+    k = r["job"].get("relearn_steps")
+    if not k or r.get("relearned") is None:
+        return None
+    return [(0, r["relearn_before"]), (k, r["relearned"])]
+
+
+def share_back_block(rows: list[dict]) -> dict:
+    """Steps until 50 % is back (runs that reach it, and how many do) and the normalised area
+    under the share-back curve, from each run's stored curve."""
+    curves = [c for c in map(_stored_curve, rows) if c is not None]
+    reached = [steps_until(c) for c in curves]
+    reached = [s for s in reached if s is not None]
+    return {
+        "half_back_steps_mean": _mean(reached),
+        "half_back_reached": len(reached),
+        "curves": len(curves),
+        "back_auc_mean": _mean([area_under(c) for c in curves]),
+        "back_auc_std": _std([area_under(c) for c in curves]),
+    }
+
+
+def _half_back(b: dict, k: int) -> str:
+    if not b["curves"]:
+        return "–"
+    if not b["half_back_reached"]:
+        return f"> {k} (0/{b['curves']})"
+    text = f"{b['half_back_steps_mean']:.1f}"
+    return (
+        text
+        if b["half_back_reached"] == b["curves"]
+        else (f"{text} ({b['half_back_reached']}/{b['curves']})")
+    )
 
 
 def sweep_curves(results: list[dict], labels) -> dict:
@@ -170,6 +208,7 @@ def heldout_summary(results: list[dict], labels) -> dict:
                 "relearned_std": _std([r.get("relearned") for r in rows]),
                 "seconds_mean": _mean([r["seconds"] for r in rows]),
                 "seconds_std": _std([r["seconds"] for r in rows]),
+                **share_back_block(rows),
             }
 
         concepts = sorted({r["job"]["concept"] for r in rs})
@@ -214,7 +253,12 @@ def write_tables(
     cls = args.task == "class"
     fid_head = " digits-FID ↓ |" if cls else ""
     k = args.relearn_steps
-    back_head = f" back after {k} relearning steps (%) ↓ |" if k else ""
+    back_head = (
+        f" back after {k} relearning steps (%) ↓ | steps until 50 % back ↑ | "
+        "area under share-back (%) ↓ |"
+        if k
+        else ""
+    )
     lines = [
         f"# Frontiers, {args.task} task",
         "",
@@ -264,14 +308,17 @@ def write_tables(
             f" Robustness: the share of judged images showing the concept again after {k} "
             "relearning steps on 32 images of it (`eval/attack.py --attack relearn`; "
             + ("50 samples" if cls else "the first 5 forget prompts × seeds 0, 1")
-            + " a run), mean ± std over runs."
+            + " a run), mean ± std over runs; from each run's curve (0 and "
+            f"{k} steps, linear between them): the steps until 50 % is back, mean over the runs "
+            "that reach it (with how many do when not all; 0 = already half back before "
+            "relearning), and the area under the curve over its step span, mean ± std."
             if k
             else ""
         ),
         "",
         "| method | operating point | erased (%) mean ± std | erased pooled (95 % CI) | "
         "retained (%) ↑ |" + fid_head + back_head + " time (s) |",
-        "|---|---|---|---|---|" + ("---|" if cls else "") + ("---|" if k else "") + "---|",
+        "|---|---|---|---|---|" + ("---|" if cls else "") + ("---|---|---|" if k else "") + "---|",
     ]
 
     def held_row(name, pt, b):
@@ -281,7 +328,12 @@ def write_tables(
             f"{_p(b['erased_pooled'])} ({_p(lo)}–{_p(hi)}) | "
             f"{_p(b['retained_mean'])} ± {_p(b['retained_std'])} |"
             + (f" {_f(b['fid_mean'])} ± {_f(b['fid_std'])} |" if cls else "")
-            + (f" {_p(b['relearned_mean'])} ± {_p(b['relearned_std'])} |" if k else "")
+            + (
+                f" {_p(b['relearned_mean'])} ± {_p(b['relearned_std'])} | {_half_back(b, k)} | "
+                f"{_p(b['back_auc_mean'])} ± {_p(b['back_auc_std'])} |"
+                if k
+                else ""
+            )
             + f" {_f(b['seconds_mean'])} ± {_f(b['seconds_std'])} |"
         )
 
@@ -296,7 +348,7 @@ def write_tables(
         + fid_head
         + back_head
         + " time (s) |",
-        "|---|---|---|---|---|" + ("---|" if cls else "") + ("---|" if k else "") + "---|",
+        "|---|---|---|---|---|" + ("---|" if cls else "") + ("---|---|---|" if k else "") + "---|",
     ]
     for c in args.held_out:
         for label, h in held.items():

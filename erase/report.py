@@ -267,6 +267,23 @@ def attack_jsons(folder: str | os.PathLike) -> list[Path]:
     return out
 
 
+def _curve_summary_columns(name: str, data: dict) -> dict[str, str]:
+    """Steps until 50 % is back and the area under the share-back curve (the reference's after
+    a slash, when the attack ran one); attack.json files older than issue 27 have neither."""
+    if "auc" not in data:
+        return {}
+
+    def half(v):
+        return "not reached" if v is None else f"{v:g}"
+
+    ref = "reference_auc" in data
+    steps, auc = half(data["steps_to_half"]), f"{100 * data['auc']:.0f}"
+    if ref:
+        steps += f" / ref {half(data['reference_steps_to_half'])}"
+        auc += f" / ref {100 * data['reference_auc']:.0f}"
+    return {f"{name} steps to 50 % back": steps, f"{name} area under share-back (%)": auc}
+
+
 def robustness_columns(folder: str | os.PathLike) -> dict[str, str]:
     """One row of robustness numbers for a run (or an attack dir): ``"<attack> ASR (%)"`` →
     ``"pre → after"`` per attack, and the relearning curve ``"s=0/5/10/20: a/b/c/d"``."""
@@ -280,6 +297,7 @@ def robustness_columns(folder: str | os.PathLike) -> dict[str, str]:
             steps = "/".join(str(c["steps"]) for c in curve)
             shares = "/".join(f"{100 * c['share']:.0f}" for c in curve)
             row[f"{name} curve (%)"] = f"s={steps}: {shares}"
+            row.update(_curve_summary_columns(name, data))
         if data.get("seconds_per_prompt") is not None:
             row[f"{name} s/prompt"] = f"{data['seconds_per_prompt']:.1f}"
     return row

@@ -18,7 +18,8 @@ from . import prompt_attacks as P
 from .records import AttackRecord
 
 PROMPT_ATTACKS = ("unlearndiff", "soft_prompt", "concept_inversion")
-ATTACKS = (*PROMPT_ATTACKS, "relearn")
+CURVE_ATTACKS = ("relearn", "benign")
+ATTACKS = (*PROMPT_ATTACKS, *CURVE_ATTACKS)
 
 
 def _save(out: Path, i: int, kind: str, image) -> str:
@@ -87,17 +88,33 @@ def prompt_attack(
 
 
 def relearn_prompts(
-    erased, original, prompts, seeds, judge, out, steps, n_images, lr, batch, seed=0, targets=None
+    erased,
+    original,
+    prompts,
+    seeds,
+    judge,
+    out,
+    steps,
+    n_images,
+    lr,
+    batch,
+    seed=0,
+    targets=None,
+    train_prompts=None,
+    **tune,
 ):
     """Fine-tune the erased UNet on ``n_images`` of the concept (the original's, for the forget
-    prompts, on seeds the evaluation does not use, or the user's) and judge after each s."""
+    prompts, on seeds the evaluation does not use, or the user's) and judge after each s.
+    Benign fine-tuning passes other ``train_prompts`` (images: ``targets`` or the original's);
+    ``tune`` holds relearn_curve's ``params`` and ``lora_rank``."""
     from ..tasks.concept_erasure import predict_text
     from .relearn import RelearnTask, relearn_curve
 
     records, _ = _baseline(erased, original, prompts, seeds, judge, out)
     kw = _gen_kw(erased)
     pipe = erased.pipe
-    train_prompts = [prompts[j % len(prompts)] for j in range(n_images)]
+    pool = train_prompts or prompts
+    train_prompts = [pool[j % len(pool)] for j in range(n_images)]
     if targets is None:
         targets = torch.cat(
             [
@@ -123,15 +140,32 @@ def relearn_prompts(
         last["images"] = images
         return judge.sees(images)
 
-    curve = relearn_curve(pipe.unet, task, steps, evaluate, out / ".relearn", lr=lr, seed=seed)
+    curve = relearn_curve(
+        pipe.unet, task, steps, evaluate, out / ".relearn", lr=lr, seed=seed, **tune
+    )
     _finish_relearn(records, curve, last["images"], out)
     return records, {"curve": curve, "train_images": len(targets)}
 
 
 def relearn_classes(
-    erased, original, k, n_samples, seed, judge, out, steps, n_images, lr, batch, targets=None
+    erased,
+    original,
+    k,
+    n_samples,
+    seed,
+    judge,
+    out,
+    steps,
+    n_images,
+    lr,
+    batch,
+    targets=None,
+    train_labels=None,
+    **tune,
 ):
-    """The same for a class-conditional DDPM: class ``k``'s real training images by default."""
+    """The same for a class-conditional DDPM: class ``k``'s real training images by default;
+    benign fine-tuning passes other classes' images as ``targets`` with their ``train_labels``.
+    Class ``k``'s samples are judged either way."""
     from ..images import tensor_to_pil
     from ..tasks.class_erasure import predict_class
     from .relearn import RelearnTask, relearn_curve
@@ -151,7 +185,8 @@ def relearn_classes(
 
         split = digits_split(seed=0)
         targets = split.train_images[split.train_labels == k][:n_images]
-    cond = torch.full((len(targets),), k, dtype=torch.long)
+    cond = torch.full((len(targets),), k) if train_labels is None else train_labels
+    cond = cond.long()
     unet = erased.unet
     task = RelearnTask(targets, cond, predict_class, erased.scheduler, batch, unet.device)
     last: dict = {}
@@ -160,7 +195,7 @@ def relearn_classes(
         last["images"] = tensor_to_pil(erased.generate_classes(labels, seed))
         return judge.sees(last["images"])
 
-    curve = relearn_curve(unet, task, steps, evaluate, out / ".relearn", lr=lr, seed=seed)
+    curve = relearn_curve(unet, task, steps, evaluate, out / ".relearn", lr=lr, seed=seed, **tune)
     _finish_relearn(records, curve, last["images"], out)
     return records, {"curve": curve, "train_images": len(targets)}
 

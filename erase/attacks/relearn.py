@@ -14,6 +14,21 @@ import torch
 from ..losses import noisy_batch, retain_loss
 
 RELEARN_DEFAULTS = dict(lr=1e-4, batch=32, n_images=32, steps=(5, 10, 20))
+CURVE_STEPS = (5, 10, 20, 50)  # benign fine-tuning and LoRA relearning (step 0 is always judged)
+RELEARN_PARAMS = ("full", "lora")
+LORA_TARGETS = ["to_k", "to_q", "to_v", "to_out.0"]  # erase_concept's --train_params lora
+
+
+def add_lora(model: torch.nn.Module, rank: int) -> None:
+    """Rank-``rank`` LoRA on the attention projections, as a user fine-tuning cheaply would.
+    peft's injection works on any UNet (the class DDPM's ``UNet2DModel`` has no ``add_adapter``);
+    B starts at zero, so the model is unchanged until the first step."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    cfg = LoraConfig(
+        r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=LORA_TARGETS
+    )
+    inject_adapter_in_model(cfg, model)
 
 
 class RelearnTask:
@@ -41,8 +56,11 @@ def relearn_curve(
     output_dir,
     lr: float = RELEARN_DEFAULTS["lr"],
     seed: int = 0,
+    params: str = "full",
+    lora_rank: int = 4,
 ) -> list[dict]:
-    """Fine-tune ``model`` in place; ``evaluate(s)`` judges its samples at 0 and after each s.
+    """Fine-tune ``model`` in place (all weights, or LoRA adapters added to it with
+    ``params="lora"``); ``evaluate(s)`` judges its samples at 0 and after each s.
 
     Returns ``[{"steps": s, "share": ..., "seen": [...]}, ...]``.
     """
@@ -55,7 +73,10 @@ def relearn_curve(
 
     device = next(model.parameters()).device
     acc = Accelerator(cpu=device.type == "cpu")
-    named = select_trainable(model, "full")
+    if params == "lora":
+        add_lora(model, lora_rank)
+        model.to(device)
+    named = select_trainable(model, params)
     method = MethodSpec("relearn", "denoise", None, "joint", retain_weight=0.0)
     cfg = TrainConfig(
         max_train_steps=max(steps),
@@ -80,3 +101,18 @@ def relearn_curve(
             curve.append({**point(step + 1), "loss": stats.get("loss_forget")})
     model.eval().requires_grad_(False)
     return curve
+
+
+def curve_steps(asked: list[int] | None, attack: str, params: str) -> list[int]:
+    """The measured points after step 0: the user's, else 5 10 20 50 for the curve attacks
+    added in issue 27 (benign, LoRA relearning) and relearn's original 5 10 20, which the
+    committed robustness tables were made with."""
+    if asked:
+        return sorted(set(asked))
+    full_relearn = attack == "relearn" and params == "full"
+    return list(RELEARN_DEFAULTS["steps"] if full_relearn else CURVE_STEPS)
+
+
+def curve_settings(kw: dict) -> dict:
+    """The curve attack's settings for attack.json: its knobs, not its tensors."""
+    return {k: v for k, v in kw.items() if not torch.is_tensor(v) and v is not None}

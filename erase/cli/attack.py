@@ -2,12 +2,18 @@
 
     eval/attack.py MODEL --concept seven --attack unlearndiff --output_dir A
     eval/attack.py RUN --forget_class 7 --attack relearn --output_dir A
+    eval/attack.py RUN --forget_class 7 --attack benign --reference REF --output_dir B
 
 MODEL is any folder ``erase_concept.py`` writes (pipeline, UNet-only or LoRA, with --base), a
 Hub id, or ``embedded`` (the original tiny SD); with ``--forget_class K`` a class DDPM folder
 from ``erase_class.py`` (``embedded`` for the original digits DDPM). Writes ``A/attack.json``
 (ASR before → after, per-record prompts, images and verdicts), ``A/images/`` and ``A/grid.png``
 (original | erased | attacked, same seeds).
+
+``relearn`` fine-tunes on images of the concept, ``benign`` on data without it (the retain
+data; see erase/attacks/benign.py); both judge the concept's share after 0 and each of
+``--relearn_steps`` steps, and store the curve with its steps until 50 %% is back and its area.
+``--reference`` runs the same curve attack on a model that never learned the concept.
 """
 
 from __future__ import annotations
@@ -20,7 +26,8 @@ from pathlib import Path
 from erase.errors import EraseError, cli_main
 from erase.helpformat import HelpFormatter
 
-ATTACK_NAMES = ("unlearndiff", "soft_prompt", "concept_inversion", "relearn")
+CURVE_ATTACKS = ("relearn", "benign")  # fine-tuning attacks: a share-back curve
+ATTACK_NAMES = ("unlearndiff", "soft_prompt", "concept_inversion", *CURVE_ATTACKS)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -94,10 +101,38 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--attack_all", action="store_true", help="attack prompts that succeed without attack too"
     )
-    g = p.add_argument_group("relearning")
-    g.add_argument("--relearn_steps", type=int, nargs="+", default=[5, 10, 20])
+    g = p.add_argument_group("relearning and benign fine-tuning (AdamW, the trainer's)")
+    g.add_argument(
+        "--relearn_steps",
+        type=int,
+        nargs="+",
+        default=None,
+        help="points of the curve after step 0; default 5 10 20 for relearn with full "
+        "weights (the committed tables), else 5 10 20 50",
+    )
     g.add_argument("--relearn_images", type=int, default=32)
-    g.add_argument("--relearn_lr", type=float, default=1e-4)
+    g.add_argument(
+        "--relearn_lr", type=float, default=1e-4, help="what a user would pick: 1e-5 to 1e-4"
+    )
+    g.add_argument(
+        "--relearn_params",
+        default="full",
+        choices=["full", "lora"],
+        help="fine-tune every UNet weight, or LoRA adapters on the attention projections",
+    )
+    g.add_argument("--relearn_lora_rank", type=int, default=4)
+    g.add_argument(
+        "--benign_images",
+        default=None,
+        help="benign: data without the concept; class DDPM: ROOT/<class index>/images, "
+        "text-to-image: images with same-name .txt captions (default: the retain data)",
+    )
+    g.add_argument(
+        "--reference",
+        default=None,
+        help="a model of the same family that never learned the concept: the same curve "
+        "attack on it is stored as reference_curve (the floor)",
+    )
     g.add_argument("--relearn_batch", type=int, default=32)
     g.add_argument("--samples", type=int, default=50, help="class samples judged per point")
     g.add_argument("--seed", type=int, default=0)
@@ -111,15 +146,42 @@ def parse_args(argv=None):
 def _check(args):
     if (args.concept is None) == (args.forget_class is None):
         raise EraseError("give exactly one of --concept (text-to-image) or --forget_class (DDPM)")
-    if args.forget_class is not None and args.attack != "relearn":
-        raise EraseError(f"--attack {args.attack} attacks prompts; a class DDPM takes relearn")
-    for name in ("iterations", "timesteps", "attack_batch", "relearn_images", "relearn_batch"):
+    if args.forget_class is not None and args.attack not in CURVE_ATTACKS:
+        raise EraseError(
+            f"--attack {args.attack} attacks prompts; a class DDPM takes relearn or benign"
+        )
+    for name in (
+        "iterations",
+        "timesteps",
+        "attack_batch",
+        "relearn_images",
+        "relearn_batch",
+        "relearn_lora_rank",
+    ):
         if getattr(args, name) < 1:
             raise EraseError(f"--{name} must be at least 1")
-    if args.samples < 1 or any(s < 1 for s in args.relearn_steps):
+    if args.samples < 1 or any(s < 1 for s in args.relearn_steps or ()):
         raise EraseError("--samples and --relearn_steps must be at least 1")
+    _check_curve_flags(args)
     if args.tokens is not None and args.tokens < 1:
         raise EraseError("--tokens must be at least 1")
+
+
+def _check_curve_flags(args):
+    from erase.attacks.reference import check_reference
+
+    if args.attack not in CURVE_ATTACKS and (args.reference or args.benign_images):
+        raise EraseError("--reference and --benign_images go with --attack relearn or benign")
+    if args.attack != "benign" and args.benign_images:
+        raise EraseError("--benign_images is benign fine-tuning's data; add --attack benign")
+    if args.attack == "benign" and args.target_images:
+        raise EraseError(
+            "--target_images are images of the concept; benign fine-tuning takes data "
+            "without it: --benign_images"
+        )
+    if args.benign_images and not Path(args.benign_images).is_dir():
+        raise EraseError(f"--benign_images {args.benign_images!r} is not a folder; pass one")
+    check_reference(args.reference)
 
 
 def _model_arg(spec: str | None):
@@ -171,9 +233,12 @@ def run(args):
     import torch
 
     from erase.attacks import harness
+    from erase.attacks.benign import class_benign_set, prompt_benign_set
     from erase.attacks.judges import make_judge
     from erase.attacks.prompt_attacks import PromptAttackConfig
     from erase.attacks.records import result_dict
+    from erase.attacks.reference import curve_fields, reference_curve
+    from erase.attacks.relearn import curve_settings, curve_steps
     from erase.generators import load_generator
     from erase.io import atomic_write_json
 
@@ -200,20 +265,40 @@ def run(args):
         "num_inference_steps": erased.num_inference_steps,
         "target_images": args.target_images or "the original model's images",
     }
+    if args.attack == "benign":  # no image of the concept: the data without it
+        settings["target_images"] = args.benign_images or "the retain data"
     relearn_kw = dict(
-        steps=sorted(set(args.relearn_steps)),
+        steps=curve_steps(args.relearn_steps, args.attack, args.relearn_params),
         n_images=args.relearn_images,
         lr=args.relearn_lr,
         batch=args.relearn_batch,
         targets=targets,
+        params=args.relearn_params,
+        lora_rank=args.relearn_lora_rank,
     )
     if classes:
         judge = make_judge(args.judge or "digits", forget_class=args.forget_class)
         settings.update(forget_class=args.forget_class, samples=args.samples, seed=args.seed)
-        settings.update({k: v for k, v in relearn_kw.items() if k != "targets"})
-        records, extra = harness.relearn_classes(
-            erased, original, args.forget_class, args.samples, args.seed, judge, out, **relearn_kw
-        )
+        if args.attack == "benign":
+            cfg = erased.unet.config
+            relearn_kw.update(
+                class_benign_set(
+                    args.forget_class,
+                    args.relearn_images,
+                    args.benign_images,
+                    cfg.sample_size,
+                    cfg.in_channels,
+                )
+            )
+        settings.update(curve_settings(relearn_kw))
+
+        def attack_on(gen, folder):
+            return harness.relearn_classes(
+                gen, original, args.forget_class, args.samples, args.seed, judge, folder,
+                **relearn_kw,
+            )  # fmt: skip
+
+        records, extra = attack_on(erased, out)
     else:
         from erase.concept_eval import concept_words
         from erase.concepts import resolve_concept
@@ -228,11 +313,22 @@ def run(args):
         )
         prompts = concept.forget[: args.max_prompts] if args.max_prompts else concept.forget
         settings.update(concept=concept.name, prompts=len(prompts), seeds=args.seeds)
-        if args.attack == "relearn":
-            settings.update({k: v for k, v in relearn_kw.items() if k != "targets"})
-            records, extra = harness.relearn_prompts(
-                erased, original, prompts, args.seeds, judge, out, seed=args.seed, **relearn_kw
-            )
+        if args.attack in CURVE_ATTACKS:
+            if args.attack == "benign":
+                relearn_kw.update(
+                    prompt_benign_set(
+                        concept, args.relearn_images, args.benign_images, erased.pipe, args.device
+                    )
+                )
+            settings.update(curve_settings(relearn_kw))
+
+            def attack_on(gen, folder):
+                return harness.relearn_prompts(
+                    gen, original, prompts, args.seeds, judge, folder, seed=args.seed,
+                    **relearn_kw,
+                )  # fmt: skip
+
+            records, extra = attack_on(erased, out)
         else:
             k = args.tokens or (5 if "nud" in concept.name.lower() else 3)
             cfg = PromptAttackConfig(
@@ -259,6 +355,11 @@ def run(args):
                 attack_all=args.attack_all,
                 targets=targets,
             )
+    if args.attack in CURVE_ATTACKS:
+        ref = args.reference and reference_curve(
+            args.reference, attack_on, erased, classes, args.device, out
+        )
+        extra.update(curve_fields(extra["curve"], ref or None))
     result = result_dict(args.attack, judge, settings, records, time.perf_counter() - t0, extra)
     from erase.attacks.grid import save_attack_grid
 

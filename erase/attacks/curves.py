@@ -1,0 +1,55 @@
+"""Summaries of a share-back curve (relearning, benign fine-tuning), and its gap to a reference.
+
+A curve is ``[{"steps": s, "share": p}, ...]`` (or ``[(s, p), ...]``) sorted by steps, with the
+judged share of samples that show the concept after ``s`` fine-tuning steps. Two numbers make
+curves of different methods comparable (DESIGN §13, the floor for robustness):
+
+- steps until half is back: the first crossing of 50 %, linearly interpolated between measured
+  points; ``None`` when the curve never reaches it;
+- area under the curve: the trapezoid over the measured steps divided by their span, so it is
+  a share in [0, 1] (a constant curve's area is the constant).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+HALF = 0.5
+
+
+def _points(curve: Sequence) -> list[tuple[float, float]]:
+    pts = [(p["steps"], p["share"]) if isinstance(p, dict) else tuple(p) for p in curve]
+    return sorted((float(s), float(v)) for s, v in pts)
+
+
+def steps_until(curve: Sequence, level: float = HALF) -> float | None:
+    """Steps at which the share first reaches ``level`` (interpolated); None if it never does."""
+    pts = _points(curve)
+    if not pts:
+        return None
+    if pts[0][1] >= level:
+        return pts[0][0]
+    for (s0, v0), (s1, v1) in zip(pts, pts[1:]):
+        if v1 >= level:
+            return s0 + (level - v0) / (v1 - v0) * (s1 - s0)
+    return None
+
+
+def area_under(curve: Sequence) -> float:
+    """Trapezoid area over the measured steps / the step span (one point: its share)."""
+    pts = _points(curve)
+    if len(pts) == 1:
+        return pts[0][1]
+    area = sum((s1 - s0) * (v0 + v1) / 2 for (s0, v0), (s1, v1) in zip(pts, pts[1:]))
+    return area / (pts[-1][0] - pts[0][0])
+
+
+def curve_summary(curve: Sequence, prefix: str = "") -> dict:
+    """``{prefix}steps_to_half`` and ``{prefix}auc`` for attack.json."""
+    return {f"{prefix}steps_to_half": steps_until(curve), f"{prefix}auc": area_under(curve)}
+
+
+def reference_gap(curve: Sequence, reference: Sequence) -> list[dict]:
+    """Per step measured on both: the attacked model's share minus the reference's."""
+    ref = dict(_points(reference))
+    return [{"steps": int(s), "gap": v - ref[s]} for s, v in _points(curve) if s in ref]
