@@ -73,6 +73,8 @@ def main(argv=None):
                         "--output_dir",
                         str(run_dir),
                         "--overwrite",
+                        "--stop_at_erased",
+                        "off",  # methods compared at the same fixed budget
                         "--cache_dir",
                         str(out / "cache"),
                         *args.extra,

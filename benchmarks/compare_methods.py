@@ -144,6 +144,8 @@ def main(argv=None):
                         "--output_dir",
                         str(run_dir),
                         "--overwrite",
+                        "--stop_at_erased",
+                        "off",  # methods compared at the same fixed budget
                         *args.extra,
                     ]
                 )

@@ -268,6 +268,7 @@ def make_job(args, out: Path, phase: str, label: str, concept: str, value, seed:
     target = ["--forget_class", concept] if args.task == "class" else ["--concept", concept]
     argv = [*target, "--method", method, *flags, "--seed", str(seed)]
     argv += ["--output_dir", str(run_dir), "--overwrite"]
+    argv += ["--stop_at_erased", "off"]  # the frontier compares methods at a fixed budget
     if args.task == "concept":
         argv += ["--cache_dir", str(out / "cache")]
     argv += [*args.extra, *(args.sweep_eval if phase == "sweep" else args.heldout_eval)]

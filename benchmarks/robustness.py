@@ -138,7 +138,9 @@ def attack_cell(summary: dict) -> str:
 
 def _erase(script: str, run_dir: Path, flags: list[str]) -> dict:
     if not (run_dir / ".complete").exists():
-        load_script(script).main([*flags, "--output_dir", str(run_dir), "--overwrite"])
+        load_script(script).main(
+            [*flags, "--output_dir", str(run_dir), "--overwrite", "--stop_at_erased", "off"]
+        )
     return json.loads((run_dir / "metrics.json").read_text())
 
 

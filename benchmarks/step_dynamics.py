@@ -146,6 +146,7 @@ def run_one(label: str, concept: str, seed: int, value: float, extra: list[str],
     run_dir = tmp / f"{concept}-{label}-seed{seed}"
     argv = ["--concept", concept, "--method", method, *flags, "--seed", str(seed)]
     argv += ["--output_dir", str(run_dir), "--overwrite", "--cache_dir", str(tmp / "cache")]
+    argv += ["--stop_at_erased", "off"]  # the frontier's fixed budget
     argv += extra
     argv += [KNOBS[knob], _fmt_value(value)]
     with OptimizerProbe() as probe:

@@ -67,6 +67,8 @@ def main(argv=None):
             str(args.seed),
             "--learning_rate",
             str(args.learning_rate),
+            "--stop_at_erased",
+            "off",
             "--output_dir",
             str(run_dir),
             "--overwrite",

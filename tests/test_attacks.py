@@ -62,6 +62,7 @@ def test_relearning_raises_the_forgotten_class_share(tmp_path):
         erase_class.parse_args(
             ["--forget_class", "7", "--method", "esd", "--max_train_steps", "30"]
             + ["--train_batch_size", "16", "--learning_rate", "3e-4", "--no_eval"]
+            + ["--stop_at_erased", "off"]
             + ["--output_dir", str(erased)]
         )
     )

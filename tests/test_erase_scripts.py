@@ -60,6 +60,8 @@ def test_erase_class_lur_forgets_digit_and_writes_the_output_contract(tmp_path):
         "0",
         "--max_train_steps",
         "30",
+        "--stop_at_erased",
+        "off",
         "--learning_rate",
         "2e-4",
         "--eval_samples_per_class",
