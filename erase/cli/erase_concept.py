@@ -704,6 +704,31 @@ def evaluate(args, pipe, unet, original, concept) -> dict:
     return metrics
 
 
+def train_until_erased(acc, model, training, val, stopping, concept, out):
+    """The trainer run, with the validation grids and the stopping rule's checks."""
+    from erase.jobs import train
+    from erase.stopping import concept_stop_monitor
+
+    named, task, method, meta, train_cfg = training
+    rule, judge = stopping
+    pipe, unet = model.pipe, model.pipe.unet
+    stopper = concept_stop_monitor(
+        rule, pipe, concept.forget, judge, val.args.gen_guidance_scale, val.args.gen_steps
+    )
+    return train(
+        acc,
+        unet,
+        named,
+        task,
+        method,
+        meta,
+        train_cfg,
+        out,
+        validate=val.during(acc, unet),
+        stopper=stopper,
+    )
+
+
 def run(args):
     """The job for parsed ``args`` (raises ``EraseError`` on bad input; the API calls this)."""
     concept, retain_prompts, method, (rule, judge), out = resolve_inputs(args)
@@ -712,7 +737,7 @@ def run(args):
     from diffusers import DDPMScheduler
 
     from erase.io import atomic_write_json, atomic_write_text
-    from erase.jobs import mark_complete, save_run_records, start_trackers, stop_unless_main, train
+    from erase.jobs import mark_complete, save_run_records, start_trackers, stop_unless_main
     from erase.runs import configs_from_args, environment_record, make_accelerator
 
     acc = make_accelerator(args)
@@ -752,23 +777,9 @@ def run(args):
         )
         acc.wait_for_everyone()
     else:
-        from erase.stopping import concept_stop_monitor
-
         task = build_task(args, frozen, noise_scheduler, pools, method, acc.device)
-        stopper = concept_stop_monitor(
-            rule, pipe, concept.forget, judge, args.gen_guidance_scale, args.gen_steps
-        )
-        result = train(
-            acc,
-            unet,
-            named,
-            task,
-            method,
-            meta,
-            train_cfg,
-            out,
-            validate=val.during(acc, unet),
-            stopper=stopper,
+        result = train_until_erased(
+            acc, model, (named, task, method, meta, train_cfg), val, (rule, judge), concept, out
         )
         log, elapsed = result.log, result.elapsed
         config.update(result.stopping_record())
