@@ -47,6 +47,22 @@ def _stored_curve(r: dict) -> list[tuple[int, float]] | None:
     return [(0, r["relearn_before"]), (k, r["relearned"])]
 
 
+def stopping_block(rows: list[dict]) -> dict:
+    """Equal-erasure runs (``--equal_erasure``): how many met the target, and in how many
+    steps; nothing for fixed-budget runs."""
+    stopped = [r for r in rows if r.get("reached") is not None]
+    if not stopped:
+        return {}
+    return {
+        "reached": sum(bool(r["reached"]) for r in stopped),
+        "stopped_runs": len(stopped),
+        "steps_mean": _mean([r["steps"] for r in stopped]),
+        "steps_std": _std([r["steps"] for r in stopped]),
+        "avg_gap_mean": _mean([r.get("avg_gap") for r in stopped]),
+        "avg_gap_std": _std([r.get("avg_gap") for r in stopped]),
+    }
+
+
 def share_back_block(rows: list[dict]) -> dict:
     """Steps until 50 % is back (runs that reach it, and how many do) and the normalised area
     under the share-back curve, from each run's stored curve."""
@@ -209,6 +225,7 @@ def heldout_summary(results: list[dict], labels) -> dict:
                 "seconds_mean": _mean([r["seconds"] for r in rows]),
                 "seconds_std": _std([r["seconds"] for r in rows]),
                 **share_back_block(rows),
+                **stopping_block(rows),
             }
 
         concepts = sorted({r["job"]["concept"] for r in rs})
@@ -335,8 +352,17 @@ def write_tables(
                 else ""
             )
             + f" {_f(b['seconds_mean'])} ± {_f(b['seconds_std'])} |"
+            + (
+                f" {b['reached']}/{b['stopped_runs']} | {_f(b['steps_mean'])} ± "
+                f"{_f(b['steps_std'])} | {_f(b['avg_gap_mean'])} ± {_f(b['avg_gap_std'])} |"
+                if "reached" in b
+                else ""
+            )
         )
 
+    if any("reached" in h["all"] for h in held.values()):
+        lines[-2] += " target met | steps | Avg. Gap to the reference |"
+        lines[-1] += "---|---|---|"
     for label, h in held.items():
         pt = points[label]
         desc = f"{pt['knob']} {_fmt_value(pt['value'])}" + (" (fallback)" if pt["fallback"] else "")

@@ -208,6 +208,21 @@ def parse_args(argv=None, task: str | None = None):
         help="robustness column of the held-out runs: the share of the concept back after this "
         "many relearning steps (eval/attack.py --attack relearn, 32 images); 0 leaves it out",
     )
+    p.add_argument(
+        "--equal_erasure",
+        type=float,
+        default=None,
+        help="compare at equal erasure: every run stops once its judge sees this share of the "
+        "concept erased (e.g. 0.95; the cap is 4x the budget), with the steps, seconds and "
+        "whether it got there as columns (use its own --output_dir)",
+    )
+    p.add_argument(
+        "--reference",
+        action="store_true",
+        help="with --equal_erasure on the class task: each held-out run measured against the "
+        "digits DDPM retrained without its digit (seeds 0 and 1, ~25 CPU-min each, cached): "
+        "the Avg. Gap column",
+    )
     p.add_argument("--dry_run", action="store_true", help="list the jobs and estimate the time")
     p.add_argument(
         "--report_only",
@@ -268,7 +283,11 @@ def make_job(args, out: Path, phase: str, label: str, concept: str, value, seed:
     target = ["--forget_class", concept] if args.task == "class" else ["--concept", concept]
     argv = [*target, "--method", method, *flags, "--seed", str(seed)]
     argv += ["--output_dir", str(run_dir), "--overwrite"]
-    argv += ["--stop_at_erased", "off"]  # the frontier compares methods at a fixed budget
+    # the frontier compares methods at a fixed budget, or (--equal_erasure P) each run stopped
+    # when its judge sees P of the concept erased, capped at 4x the budget
+    argv += ["--stop_at_erased", str(args.equal_erasure) if args.equal_erasure else "off"]
+    if args.equal_erasure and args.task == "class" and phase == "heldout" and args.reference:
+        argv += ["--reference", "auto", "auto"]
     if args.task == "concept":
         argv += ["--cache_dir", str(out / "cache")]
     argv += [*args.extra, *(args.sweep_eval if phase == "sweep" else args.heldout_eval)]
@@ -376,6 +395,7 @@ def numbers(task: str, m: dict) -> dict:
             "retained": m["retained_accuracy"],
             "fid": m["fid_remaining"],
             "seconds": m["erasure_seconds"],
+            **stop_numbers(m),
         }
     kind = "digit" if m["erased_digits"] else "style"
     other_digits, other_styles = m["other_digits_accuracy_after"], m["other_styles_accuracy_after"]
@@ -387,6 +407,21 @@ def numbers(task: str, m: dict) -> dict:
         "other_styles": other_styles,
         "fid": None,
         "seconds": m.get("erasure_seconds", float("nan")),
+        **stop_numbers(m),
+    }
+
+
+def stop_numbers(m: dict) -> dict:
+    """Steps trained, whether the stopping target was met, and the Avg. Gap to the reference
+    (equal-erasure runs); nothing for fixed-budget runs."""
+    stop = m.get("stopping")
+    if not isinstance(stop, dict):
+        return {}
+    gap = (m.get("reference_gap") or {}).get("gap", {})
+    return {
+        "steps": m.get("trained_steps"),
+        "reached": stop["reached"],
+        "avg_gap": gap.get("avg_gap"),
     }
 
 
