@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         metavar="K",
-        help="train without these classes' images: the exact-unlearning reference (--reference)",
+        help="train without these classes' images: the exact-unlearning reference "
+        "(--reference; default: none, every class)",
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--checkpointing_steps", type=int, default=5000, help="0: never")
