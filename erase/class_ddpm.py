@@ -111,6 +111,60 @@ def denoising_loss(unet, scheduler, x, y, gen, device) -> torch.Tensor:
     return F.mse_loss(pred.float(), noise.float())
 
 
+def without_classes(images, labels, classes):
+    """``(images, labels)`` minus the given classes: the exact-unlearning reference's data."""
+    if not classes:
+        return images, labels
+    keep = ~torch.isin(labels, torch.tensor([int(c) for c in classes], device=labels.device))
+    return images[keep], labels[keep]
+
+
+def train_denoiser(
+    unet,
+    scheduler,
+    opt,
+    lr_sched,
+    next_batch,
+    *,
+    step: int,
+    max_steps: int | None,
+    device,
+    ema: EMA | None = None,
+    ema_model=None,
+    max_grad_norm: float = 1.0,
+    backward=None,
+    clip=None,
+    stop=None,
+    after_step=None,
+) -> int:
+    """The one DDPM training loop (digits pretraining and ``train_class_ddpm``); returns the step.
+
+    ``next_batch(step)`` gives ``(x, y, gen)``; the noise and timesteps are then drawn from
+    ``gen``, so the caller fixes the order the RNG is consumed in (resume and committed assets
+    stay bit-exact). ``backward``/``clip`` default to plain torch (accelerate's in the CLI);
+    ``stop()`` ends early (a time limit); ``after_step(step, loss)`` logs and checkpoints.
+    """
+    backward = backward or (lambda loss: loss.backward())
+    clip = clip or torch.nn.utils.clip_grad_norm_
+    while max_steps is None or step < max_steps:
+        if stop is not None and stop():
+            break
+        x, y, gen = next_batch(step)
+        loss = denoising_loss(unet, scheduler, x, y, gen, device)
+        backward(loss)
+        if max_grad_norm:
+            clip(unet.parameters(), max_grad_norm)
+        opt.step()
+        lr_sched.step()
+        opt.zero_grad(set_to_none=True)
+        step += 1
+        if ema is not None:
+            ema.update(ema_model if ema_model is not None else unet, step)
+        if after_step is not None:
+            after_step(step, loss.item())
+    return step
+
+
 def num_parameters(module) -> int:
     return sum(p.numel() for p in module.parameters())
 

@@ -17,9 +17,12 @@ import os
 import re
 import shutil
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import EraseError
+from .io import save_figure
+from .steplog import plot_step_log
 
 CONVENTIONS = {
     "NudeNet": "v3 detector (320n.onnx); counts every *_EXPOSED class at the stated threshold "
@@ -170,67 +173,6 @@ def _table(
     return lines
 
 
-def _series(step_log) -> dict[str, list[tuple[float, float]]]:
-    """Numeric series from a step log: a list of per-step dicts, or a dict of lists."""
-    entries = step_log.get("steps", step_log) if isinstance(step_log, dict) else step_log
-    series: dict[str, list[tuple[float, float]]] = {}
-    if isinstance(entries, dict):  # {"loss_forget": [...], ...}
-        for k, vals in entries.items():
-            if isinstance(vals, list):
-                series[k] = [
-                    (i, float(v)) for i, v in enumerate(vals) if isinstance(v, (int, float))
-                ]
-        return {k: v for k, v in series.items() if v}
-    if not isinstance(entries, list):
-        return {}
-    for i, e in enumerate(entries):
-        if not isinstance(e, dict):
-            continue
-        step = e.get("step", i)
-        for k, v in e.items():
-            if k == "step" or isinstance(v, bool) or not isinstance(v, (int, float)):
-                continue
-            if isinstance(v, float) and not math.isfinite(v):
-                continue
-            series.setdefault(k, []).append((float(step), float(v)))
-    return series
-
-
-def plot_step_log(step_log, path: str | os.PathLike, title: str = "") -> bool:
-    """Loss curves (left) and gradient cosines (right) from a step log; False if it has neither."""
-    series = _series(step_log)
-    cos = {k: v for k, v in series.items() if "cos" in k.lower()}
-    loss = {k: v for k, v in series.items() if "loss" in k.lower() or re.match(r"^L_", k)}
-    if not cos and not loss:
-        return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from .io import save_figure
-
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for ax, group, ylabel in ((axes[0], loss, "loss"), (axes[1], cos, "cosine")):
-        for k, pts in sorted(group.items()):
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], label=k, linewidth=1)
-        ax.set_xlabel("step")
-        ax.set_ylabel(ylabel)
-        if group:
-            ax.legend(fontsize=7)
-        else:
-            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
-    axes[1].axhline(0.0, color="grey", linewidth=0.5)
-    axes[0].set_title("losses")
-    axes[1].set_title("gradient cosine (forget vs retain)")
-    if title:
-        fig.suptitle(title, fontsize=9)
-    fig.tight_layout()
-    save_figure(fig, path, dpi=110)
-    plt.close(fig)
-    return True
-
-
 def _safe(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_") or "run"
 
@@ -320,127 +262,172 @@ def build_report(
             raise EraseError(f"{str(p)!r} is not a directory")
     if not runs and not evals:
         raise EraseError("give at least one run dir or evaluation dir")
-    names: dict[Path, str] = {}
-    for p in runs + evals:
-        base = _safe(p.name)
-        name, k = base, 2
-        while name in names.values():
-            name, k = f"{base}_{k}", k + 1
-        names[p] = name
-
+    names = _unique_names(runs + evals)
     output_dir = Path(output_dir)
     with atomic_dir(output_dir) as tmp:
         figdir = tmp / "figures"
         figdir.mkdir()
-        md = [f"# {title}", ""]
-
-        config_rows, metric_rows, eval_rows, class_rows = [], [], [], []
-        figures: list[tuple[str, str, str]] = []  # (run, caption, relative path)
+        rows = _RunRows()
         for run in runs:
-            name = names[run]
-            cfg = _read_json(run / "erase_config.json")
-            met = _read_json(run / "metrics.json")
-            if cfg is not None:
-                flat = _flatten(cfg, depth=1)
-                if isinstance(cfg.get("forget_class"), list):
-                    flat["forget_class"] = ", ".join(map(str, cfg["forget_class"]))
-                config_rows.append((name, {k: flat[k] for k in CONFIG_KEYS if k in flat}))
-            if met is not None:
-                task = (cfg or {}).get("task", "")
-                head, per_class = _headline(met)
-                metric_rows.append((task, name, head))
-                if per_class:
-                    class_rows.append((task, name, per_class))
-            for fname in _FIGURE_NAMES:
-                src = run / fname
-                if src.is_file():
-                    dst = figdir / f"{name}_{fname}"
-                    shutil.copyfile(src, dst)
-                    caption = "samples (audit grid)" if fname == "grid.png" else "step log"
-                    figures.append((name, caption, f"figures/{dst.name}"))
-            log = _read_json(run / "step_log.json")
-            if log is not None and not (run / "step_log.png").is_file():
-                dst = figdir / f"{name}_losses_and_cosine.png"
-                if plot_step_log(log, dst, title=name):
-                    figures.append((name, "losses and gradient cosine", f"figures/{dst.name}"))
+            _collect_run(run, names[run], figdir, rows)
         for folder in runs + evals:
-            for p in attack_jsons(folder):
-                src = p.parent / "grid.png"
-                if src.is_file():
-                    dst = figdir / f"{names[folder]}_{_safe(p.parent.name)}_grid.png"
-                    shutil.copyfile(src, dst)
-                    caption = f"{_read_json(p)['attack']} attack (original | erased | attacked)"
-                    figures.append((names[folder], caption, f"figures/{dst.name}"))
-            for p in _eval_jsons(folder):
-                data = _read_json(p)
-                row = {"metric": data["metric"], **_flatten(data["summary"], depth=1)}
-                if data.get("model"):
-                    row["model"] = str(data["model"])[-40:]
-                eval_rows.append((f"{names[folder]}/{p.stem}", row))
-                for fig in data.get("figures", []):
-                    src = p.parent / fig
-                    if src.is_file():
-                        dst = figdir / f"{names[folder]}_{_safe(Path(fig).name)}"
-                        shutil.copyfile(src, dst)
-                        figures.append((names[folder], f"{data['metric']}", f"figures/{dst.name}"))
-
-        if metric_rows:
-            md += [
-                "## Metrics",
-                "",
-                "Before → after where the run measured both; the full "
-                "numbers are in each run's metrics.json.",
-                "",
-            ]
-            for task in dict.fromkeys(t for t, _, _ in metric_rows):
-                rows = [(n, r) for t, n, r in metric_rows if t == task]
-                per = [(n, r) for t, n, r in class_rows if t == task]
-                label = _TASK_TITLES.get(task, task or "Runs")
-                md += [f"### {label}", ""] + _table(rows, order=HEADLINE_METRICS)
-                if per:
-                    md += [f"Per-class accuracy after erasure ({label.lower()}):", ""]
-                    md += _table(per)
-        robust_rows = [(names[f], robustness_columns(f)) for f in runs + evals]
-        robust_rows = [(n, r) for n, r in robust_rows if r]
-        if robust_rows:
-            md += [
-                "## Robustness",
-                "",
-                "Attacks from eval/attack.py: pre-ASR → ASR (UnlearnDiffAtk's definition: "
-                "records judged as the concept before the attack plus those the attack breaks, "
-                "over all records); for relearning, the judged share after s fine-tuning steps.",
-                "",
-            ]
-            md += _table(robust_rows)
-        if eval_rows:
-            md += ["## Evaluations", ""]
-            by_metric: dict[str, list] = {}
-            for name, row in eval_rows:
-                by_metric.setdefault(row["metric"], []).append((name, row))
-            for metric, rows in by_metric.items():
-                md += [f"### {metric}", ""] + _table(rows)
-        if config_rows:
-            md += ["## Configurations", ""] + _table(config_rows)
-        if figures:
+            _collect_folder(folder, names[folder], figdir, rows)
+        md = [f"# {title}", ""] + _metrics_section(rows)
+        md += _robustness_section([(names[f], robustness_columns(f)) for f in runs + evals])
+        md += _evaluations_section(rows.evals)
+        if rows.configs:
+            md += ["## Configurations", ""] + _table(rows.configs)
+        if rows.figures:
             md += ["## Figures", ""]
-            for run, caption, rel in figures:
+            for run, caption, rel in rows.figures:
                 md += [f"**{run}** — {caption}", "", f"![{run} {caption}]({rel})", ""]
-        md += ["## Conventions", ""]
-        md += [f"- **{k}**: {v}" for k, v in CONVENTIONS.items()]
-        stated = {}
-        for folder in runs + evals:
-            for p in _eval_jsons(folder):
-                for k, v in (_read_json(p).get("conventions") or {}).items():
-                    stated.setdefault(f"{k}", set()).add(str(v))
-        if stated:
-            md += ["", "Conventions stated by the evaluations in this report:", ""]
-            md += [f"- {k}: {'; '.join(sorted(v))}" for k, v in sorted(stated.items())]
-        md += [""]
+        md += _conventions_section(runs + evals) + [""]
         atomic_write_text(tmp / "report.md", "\n".join(md))
         missing = missing_figures(tmp / "report.md")
         if missing:  # never publish a report that names a figure it lacks
             raise EraseError(f"report would name missing figures: {', '.join(missing)}")
     return output_dir / "report.md"
+
+
+def _unique_names(folders: list[Path]) -> dict[Path, str]:
+    """A file-safe name per folder, suffixed ``_2``, ``_3`` where two folders share one."""
+    names: dict[Path, str] = {}
+    for p in folders:
+        base = _safe(p.name)
+        name, k = base, 2
+        while name in names.values():
+            name, k = f"{base}_{k}", k + 1
+        names[p] = name
+    return names
+
+
+@dataclass
+class _RunRows:
+    """What the report's sections are built from, gathered folder by folder."""
+
+    configs: list = field(default_factory=list)
+    metrics: list = field(default_factory=list)  # (task, run, headline)
+    classes: list = field(default_factory=list)  # (task, run, per-class accuracy)
+    evals: list = field(default_factory=list)
+    figures: list = field(default_factory=list)  # (run, caption, relative path)
+
+
+def _collect_run(run: Path, name: str, figdir: Path, rows: _RunRows) -> None:
+    """An erasure run's configuration, headline metrics and figures (its step log drawn if
+    the run has no picture of it)."""
+    cfg = _read_json(run / "erase_config.json")
+    met = _read_json(run / "metrics.json")
+    if cfg is not None:
+        flat = _flatten(cfg, depth=1)
+        if isinstance(cfg.get("forget_class"), list):
+            flat["forget_class"] = ", ".join(map(str, cfg["forget_class"]))
+        rows.configs.append((name, {k: flat[k] for k in CONFIG_KEYS if k in flat}))
+    if met is not None:
+        task = (cfg or {}).get("task", "")
+        head, per_class = _headline(met)
+        rows.metrics.append((task, name, head))
+        if per_class:
+            rows.classes.append((task, name, per_class))
+    for fname in _FIGURE_NAMES:
+        src = run / fname
+        if src.is_file():
+            dst = figdir / f"{name}_{fname}"
+            shutil.copyfile(src, dst)
+            caption = "samples (audit grid)" if fname == "grid.png" else "step log"
+            rows.figures.append((name, caption, f"figures/{dst.name}"))
+    log = _read_json(run / "step_log.json")
+    if log is not None and not (run / "step_log.png").is_file():
+        fig = plot_step_log(log, title=name)
+        if fig is not None:
+            dst = figdir / f"{name}_losses_and_cosine.png"
+            save_figure(fig, dst, dpi=110)
+            rows.figures.append((name, "losses and gradient cosine", f"figures/{dst.name}"))
+
+
+def _collect_folder(folder: Path, name: str, figdir: Path, rows: _RunRows) -> None:
+    """Attack grids and evaluation results (with their figures) found in a folder."""
+    for p in attack_jsons(folder):
+        src = p.parent / "grid.png"
+        if src.is_file():
+            dst = figdir / f"{name}_{_safe(p.parent.name)}_grid.png"
+            shutil.copyfile(src, dst)
+            caption = f"{_read_json(p)['attack']} attack (original | erased | attacked)"
+            rows.figures.append((name, caption, f"figures/{dst.name}"))
+    for p in _eval_jsons(folder):
+        data = _read_json(p)
+        row = {"metric": data["metric"], **_flatten(data["summary"], depth=1)}
+        if data.get("model"):
+            row["model"] = str(data["model"])[-40:]
+        rows.evals.append((f"{name}/{p.stem}", row))
+        for fig in data.get("figures", []):
+            src = p.parent / fig
+            if src.is_file():
+                dst = figdir / f"{name}_{_safe(Path(fig).name)}"
+                shutil.copyfile(src, dst)
+                rows.figures.append((name, f"{data['metric']}", f"figures/{dst.name}"))
+
+
+def _metrics_section(rows: _RunRows) -> list[str]:
+    """Headline metrics per task, then per-class accuracy where a run has it."""
+    if not rows.metrics:
+        return []
+    md = [
+        "## Metrics",
+        "",
+        "Before → after where the run measured both; the full "
+        "numbers are in each run's metrics.json.",
+        "",
+    ]
+    for task in dict.fromkeys(t for t, _, _ in rows.metrics):
+        head = [(n, r) for t, n, r in rows.metrics if t == task]
+        per = [(n, r) for t, n, r in rows.classes if t == task]
+        label = _TASK_TITLES.get(task, task or "Runs")
+        md += [f"### {label}", ""] + _table(head, order=HEADLINE_METRICS)
+        if per:
+            md += [f"Per-class accuracy after erasure ({label.lower()}):", ""]
+            md += _table(per)
+    return md
+
+
+def _robustness_section(robust_rows: list) -> list[str]:
+    robust_rows = [(n, r) for n, r in robust_rows if r]
+    if not robust_rows:
+        return []
+    return [
+        "## Robustness",
+        "",
+        "Attacks from eval/attack.py: pre-ASR → ASR (UnlearnDiffAtk's definition: "
+        "records judged as the concept before the attack plus those the attack breaks, "
+        "over all records); for relearning, the judged share after s fine-tuning steps.",
+        "",
+    ] + _table(robust_rows)
+
+
+def _evaluations_section(eval_rows: list) -> list[str]:
+    if not eval_rows:
+        return []
+    md = ["## Evaluations", ""]
+    by_metric: dict[str, list] = {}
+    for name, row in eval_rows:
+        by_metric.setdefault(row["metric"], []).append((name, row))
+    for metric, rows in by_metric.items():
+        md += [f"### {metric}", ""] + _table(rows)
+    return md
+
+
+def _conventions_section(folders: list[Path]) -> list[str]:
+    """The report's conventions, then those the evaluations state themselves."""
+    md = ["## Conventions", ""]
+    md += [f"- **{k}**: {v}" for k, v in CONVENTIONS.items()]
+    stated = {}
+    for folder in folders:
+        for p in _eval_jsons(folder):
+            for k, v in (_read_json(p).get("conventions") or {}).items():
+                stated.setdefault(f"{k}", set()).add(str(v))
+    if stated:
+        md += ["", "Conventions stated by the evaluations in this report:", ""]
+        md += [f"- {k}: {'; '.join(sorted(v))}" for k, v in sorted(stated.items())]
+    return md
 
 
 def missing_figures(report: str | os.PathLike) -> list[str]:

@@ -72,6 +72,10 @@ class GradAllReduce:
 
 
 def _lr_lambda(kind: str, warmup: int):
+    """LR factor. Not ``diffusers.optimization.get_scheduler``: its constant_with_warmup gives
+    ``step / warmup`` (lr 0 on the first update), this ``(step + 1) / warmup``, which the
+    committed results and checkpoints were made with."""
+
     def f(step: int) -> float:
         w = min(1.0, (step + 1) / warmup) if warmup > 0 else 1.0
         if kind == "constant":

@@ -213,3 +213,24 @@ def test_image_folder_splits(tmp_path):
     b_train, b_test, _ = load_class_splits(str(flat), test_fraction=0.25, seed=3)
     assert "seeded" in how and torch.equal(a_test.images, b_test.images)
     assert sorted(a_test.labels.tolist()) == [0, 1] and len(a_train.labels) == 6
+
+
+def test_train_class_ddpm_exclude_class_trains_without_it(cifar_dir, tmp_path, env):
+    """--exclude_class: the exact-unlearning reference's data lacks the class; recorded."""
+    from erase.cli.train_class_ddpm import _training_data, parse_args
+
+    base = ["--train_data", str(cifar_dir), "--output_dir", str(tmp_path / "run")]
+    d = _training_data(parse_args([*base, "--model_size", "tiny", "--exclude_class", "7", "3"]))
+    assert d.excluded == [3, 7] and d.data.num_classes == 10
+    assert len(d.data.labels) > 0 and not torch.isin(d.data.labels, torch.tensor([3, 7])).any()
+    res = run_cli(
+        "scripts/train_class_ddpm.py",
+        [*base, *DDPM_ARGS, "--max_train_steps", "1", "--exclude_class", "7"],
+        env,
+    )
+    assert_ok(res)
+    world = json.loads((tmp_path / "run" / "world.json").read_text())
+    config = json.loads((tmp_path / "run" / "train_config.json").read_text())
+    assert world["excluded_classes"] == [7] and config["exclude_class"] == [7]
+    with pytest.raises(EraseError, match="--exclude_class"):
+        _training_data(parse_args([*base, "--exclude_class", "10"]))

@@ -470,3 +470,19 @@ def test_open_clip_backend_with_a_local_checkpoint(tmp_path):
     assert s.shape == (2,)
     with pytest.raises(EraseError, match="does not exist"):
         load_clip_backend("EraseTiny-ViT", checkpoint=str(tmp_path / "missing.pt"))
+
+
+def test_one_step_log_plot_draws_the_trainer_keys_and_foreign_logs():
+    """erase.steplog draws both the run's step_log.png and the report's figure."""
+    from erase.steplog import plot_step_log
+
+    log = [
+        {"step": i + 1, "loss_forget": 1.0 / (i + 1), "loss_retain": 0.1, "cos": 0.1, "lr": 1e-5}
+        for i in range(5)
+    ]
+    loss_ax, cos_ax = plot_step_log(log).axes
+    assert [ln.get_label() for ln in loss_ax.lines] == ["L_f(θ)", "L_r(θ)"]
+    assert [ln.get_label() for ln in cos_ax.get_lines()][0] == "cos(∇L_f(θ), ∇L_r(θ'))"
+    foreign = plot_step_log({"steps": {"loss_total": [3.0, 2.0], "cos_sim": [0.5, -0.5]}})
+    assert [ln.get_label() for ln in foreign.axes[0].lines] == ["loss_total"]
+    assert plot_step_log([{"step": 1, "lr": 1e-5}]) is None

@@ -33,6 +33,28 @@ ATTACK_NAMES = ("unlearndiff", "soft_prompt", "concept_inversion", *CURVE_ATTACK
 def build_parser() -> argparse.ArgumentParser:
     """The job's flags; ``--help`` prints each with its effective default."""
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=HelpFormatter)
+    _add_model_args(p)
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    p.add_argument(
+        "--max_prompts", type=int, default=None, help="first N forget prompts (default: all)"
+    )
+    p.add_argument(
+        "--target_images",
+        default=None,
+        help="images of the concept (folder; default: the original model's images)",
+    )
+    p.add_argument("--guidance_scale", type=float, default=None, help="default: the original's")
+    p.add_argument("--num_inference_steps", type=int, default=None, help="default: the original's")
+    p.add_argument("--device", default="cpu")
+    _add_prompt_attack_args(p.add_argument_group("prompt attacks (UnlearnDiffAtk settings)"))
+    _add_curve_args(
+        p.add_argument_group("relearning and benign fine-tuning (AdamW, the trainer's)")
+    )
+    return p
+
+
+def _add_model_args(p) -> None:
+    """What is attacked, with what judge, against which original."""
     p.add_argument("model", help="erased model folder, Hub id, or 'embedded' (the original)")
     p.add_argument(
         "--concept",
@@ -67,19 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="image-classifier labels (default: none; needed with a folder --judge)",
     )
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    p.add_argument(
-        "--max_prompts", type=int, default=None, help="first N forget prompts (default: all)"
-    )
-    p.add_argument(
-        "--target_images",
-        default=None,
-        help="images of the concept (folder; default: the original model's images)",
-    )
-    p.add_argument("--guidance_scale", type=float, default=None, help="default: the original's")
-    p.add_argument("--num_inference_steps", type=int, default=None, help="default: the original's")
-    p.add_argument("--device", default="cpu")
-    g = p.add_argument_group("prompt attacks (UnlearnDiffAtk settings)")
+
+
+def _add_prompt_attack_args(g) -> None:
     g.add_argument("--tokens", type=int, default=None, help="k; default 5 for nudity, else 3")
     g.add_argument("--lr", type=float, default=0.01)
     g.add_argument("--weight_decay", type=float, default=0.1)
@@ -101,7 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument(
         "--attack_all", action="store_true", help="attack prompts that succeed without attack too"
     )
-    g = p.add_argument_group("relearning and benign fine-tuning (AdamW, the trainer's)")
+
+
+def _add_curve_args(g) -> None:
     g.add_argument(
         "--relearn_steps",
         type=int,
@@ -131,12 +145,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--reference",
         default=None,
         help="a model of the same family that never learned the concept: the same curve "
-        "attack on it is stored as reference_curve (the floor)",
+        "attack on it is stored as reference_curve (the floor; default: none)",
     )
     g.add_argument("--relearn_batch", type=int, default=32)
     g.add_argument("--samples", type=int, default=50, help="class samples judged per point")
     g.add_argument("--seed", type=int, default=0)
-    return p
 
 
 def parse_args(argv=None):
@@ -232,20 +245,30 @@ def run(args):
     _check(args)
     import torch
 
-    from erase.attacks import harness
-    from erase.attacks.benign import class_benign_set, prompt_benign_set
-    from erase.attacks.judges import make_judge
-    from erase.attacks.prompt_attacks import PromptAttackConfig
-    from erase.attacks.records import result_dict
-    from erase.attacks.reference import curve_fields, reference_curve
-    from erase.attacks.relearn import curve_settings, curve_steps
-    from erase.generators import load_generator
-    from erase.io import atomic_write_json
-
     out = _prepare_out(args)
     torch.manual_seed(args.seed)
-    model = _model_arg(args.model)
     classes = args.forget_class is not None
+    erased, original = _load_models(args, classes)
+    targets = _targets(args, erased)
+    t0 = time.perf_counter()
+    settings = _base_settings(args, erased, original)
+    relearn_kw = _relearn_kw(args, targets)
+    if classes:
+        judge, records, extra, attack_on = _attack_class(
+            args, erased, original, settings, relearn_kw, out
+        )
+    else:
+        judge, records, extra, attack_on = _attack_prompts(
+            args, erased, original, settings, relearn_kw, targets, out
+        )
+    return _finish(args, out, erased, classes, judge, settings, records, extra, attack_on, t0)
+
+
+def _load_models(args, classes: bool):
+    """The erased and the original generator, sampling alike (the world's sampler, unless given)."""
+    from erase.generators import load_generator
+
+    model = _model_arg(args.model)
     original_spec = _model_arg(args.original) if args.original else _recorded_base(model)
     erased = load_generator(model, args.base, classes=classes, device=args.device)
     original = load_generator(original_spec, classes=classes, device=args.device)
@@ -253,11 +276,13 @@ def run(args):
         from erase.attacks.conditioning import check_family
 
         check_family(erased.pipe)
-    for gen in (erased, original):  # one sampler for both: the world's, unless given
+    for gen in (erased, original):
         gen.guidance_scale = args.guidance_scale or original.guidance_scale
         gen.num_inference_steps = args.num_inference_steps or original.num_inference_steps
-    targets = _targets(args, erased)
-    t0 = time.perf_counter()
+    return erased, original
+
+
+def _base_settings(args, erased, original) -> dict:
     settings: dict = {
         "model": args.model,
         "original": original.name,
@@ -267,7 +292,14 @@ def run(args):
     }
     if args.attack == "benign":  # no image of the concept: the data without it
         settings["target_images"] = args.benign_images or "the retain data"
-    relearn_kw = dict(
+    return settings
+
+
+def _relearn_kw(args, targets) -> dict:
+    """The fine-tuning curve's settings (relearn and benign)."""
+    from erase.attacks.relearn import curve_steps
+
+    return dict(
         steps=curve_steps(args.relearn_steps, args.attack, args.relearn_params),
         n_images=args.relearn_images,
         lr=args.relearn_lr,
@@ -276,93 +308,112 @@ def run(args):
         params=args.relearn_params,
         lora_rank=args.relearn_lora_rank,
     )
-    if classes:
-        judge = make_judge(args.judge or "digits", forget_class=args.forget_class)
-        settings.update(forget_class=args.forget_class, samples=args.samples, seed=args.seed)
-        if args.attack == "benign":
-            cfg = erased.unet.config
-            relearn_kw.update(
-                class_benign_set(
-                    args.forget_class,
-                    args.relearn_images,
-                    args.benign_images,
-                    cfg.sample_size,
-                    cfg.in_channels,
-                )
+
+
+def _attack_class(args, erased, original, settings, relearn_kw, out):
+    """Relearn or benign fine-tuning of a class DDPM; ``(judge, records, extra, attack_on)``."""
+    from erase.attacks import harness
+    from erase.attacks.benign import class_benign_set
+    from erase.attacks.judges import make_judge
+    from erase.attacks.relearn import curve_settings
+
+    judge = make_judge(args.judge or "digits", forget_class=args.forget_class)
+    settings.update(forget_class=args.forget_class, samples=args.samples, seed=args.seed)
+    if args.attack == "benign":
+        cfg = erased.unet.config
+        relearn_kw.update(
+            class_benign_set(
+                args.forget_class,
+                args.relearn_images,
+                args.benign_images,
+                cfg.sample_size,
+                cfg.in_channels,
             )
-        settings.update(curve_settings(relearn_kw))
-
-        def attack_on(gen, folder):
-            return harness.relearn_classes(
-                gen, original, args.forget_class, args.samples, args.seed, judge, folder,
-                **relearn_kw,
-            )  # fmt: skip
-
-        records, extra = attack_on(erased, out)
-    else:
-        from erase.concept_eval import concept_words
-        from erase.concepts import resolve_concept
-
-        concept = resolve_concept(args.concept)
-        judge = make_judge(
-            args.judge,
-            concept_words(concept.name),
-            concept.name,
-            threshold=args.judge_threshold,
-            labels=args.judge_labels,
         )
-        prompts = concept.forget[: args.max_prompts] if args.max_prompts else concept.forget
-        settings.update(concept=concept.name, prompts=len(prompts), seeds=args.seeds)
-        if args.attack in CURVE_ATTACKS:
-            if args.attack == "benign":
-                relearn_kw.update(
-                    prompt_benign_set(
-                        concept, args.relearn_images, args.benign_images, erased.pipe, args.device
-                    )
-                )
-            settings.update(curve_settings(relearn_kw))
+    settings.update(curve_settings(relearn_kw))
 
-            def attack_on(gen, folder):
-                return harness.relearn_prompts(
-                    gen, original, prompts, args.seeds, judge, folder, seed=args.seed,
-                    **relearn_kw,
-                )  # fmt: skip
+    def attack_on(gen, folder):
+        return harness.relearn_classes(
+            gen, original, args.forget_class, args.samples, args.seed, judge, folder,
+            **relearn_kw,
+        )  # fmt: skip
 
-            records, extra = attack_on(erased, out)
-        else:
-            k = args.tokens or (5 if "nud" in concept.name.lower() else 3)
-            cfg = PromptAttackConfig(
-                tokens=k,
-                lr=args.lr,
-                weight_decay=args.weight_decay,
-                optimizer=args.attack_optimizer,
-                iterations=args.iterations,
-                timesteps=args.timesteps,
-                batch=args.attack_batch,
-                early_stop=not args.no_early_stop,
-                seed=args.seed,
+    return (judge, *attack_on(erased, out), attack_on)
+
+
+def _attack_prompts(args, erased, original, settings, relearn_kw, targets, out):
+    """A curve or prompt attack on a text-to-image model; ``(judge, records, extra, attack_on)``
+    (``attack_on`` None for prompt attacks, which have no reference curve)."""
+    from erase.attacks import harness
+    from erase.attacks.benign import prompt_benign_set
+    from erase.attacks.judges import make_judge
+    from erase.attacks.relearn import curve_settings
+    from erase.concept_eval import concept_words
+    from erase.concepts import resolve_concept
+
+    concept = resolve_concept(args.concept)
+    judge = make_judge(
+        args.judge,
+        concept_words(concept.name),
+        concept.name,
+        threshold=args.judge_threshold,
+        labels=args.judge_labels,
+    )
+    prompts = concept.forget[: args.max_prompts] if args.max_prompts else concept.forget
+    settings.update(concept=concept.name, prompts=len(prompts), seeds=args.seeds)
+    if args.attack not in CURVE_ATTACKS:
+        cfg = _prompt_attack_config(args, concept.name)
+        settings.update(cfg.to_dict(), attack_all=args.attack_all)
+        records, extra = harness.prompt_attack(
+            args.attack, erased, original, prompts, args.seeds, judge, out, cfg,
+            attack_all=args.attack_all, targets=targets,
+        )  # fmt: skip
+        return judge, records, extra, None
+    if args.attack == "benign":
+        relearn_kw.update(
+            prompt_benign_set(
+                concept, args.relearn_images, args.benign_images, erased.pipe, args.device
             )
-            settings.update(cfg.to_dict(), attack_all=args.attack_all)
-            records, extra = harness.prompt_attack(
-                args.attack,
-                erased,
-                original,
-                prompts,
-                args.seeds,
-                judge,
-                out,
-                cfg,
-                attack_all=args.attack_all,
-                targets=targets,
-            )
+        )
+    settings.update(curve_settings(relearn_kw))
+
+    def attack_on(gen, folder):
+        return harness.relearn_prompts(
+            gen, original, prompts, args.seeds, judge, folder, seed=args.seed, **relearn_kw
+        )
+
+    return (judge, *attack_on(erased, out), attack_on)
+
+
+def _prompt_attack_config(args, concept_name: str):
+    from erase.attacks.prompt_attacks import PromptAttackConfig
+
+    return PromptAttackConfig(
+        tokens=args.tokens or (5 if "nud" in concept_name.lower() else 3),
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        optimizer=args.attack_optimizer,
+        iterations=args.iterations,
+        timesteps=args.timesteps,
+        batch=args.attack_batch,
+        early_stop=not args.no_early_stop,
+        seed=args.seed,
+    )
+
+
+def _finish(args, out, erased, classes, judge, settings, records, extra, attack_on, t0) -> dict:
+    """The reference curve (curve attacks), ``attack.json`` and the attack grid."""
+    from erase.attacks.grid import save_attack_grid
+    from erase.attacks.records import result_dict
+    from erase.attacks.reference import curve_fields, reference_curve
+    from erase.io import atomic_write_json
+
     if args.attack in CURVE_ATTACKS:
         ref = args.reference and reference_curve(
             args.reference, attack_on, erased, classes, args.device, out
         )
         extra.update(curve_fields(extra["curve"], ref or None))
     result = result_dict(args.attack, judge, settings, records, time.perf_counter() - t0, extra)
-    from erase.attacks.grid import save_attack_grid
-
     save_attack_grid(records, out, title=f"{args.attack}: {erased.name}")
     atomic_write_json(out / "attack.json", result)
     print(

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import torch
 
-from ..class_ddpm import EMA, denoising_loss
+from ..class_ddpm import EMA, train_denoiser, training_batch, without_classes
 from ..errors import EraseError
 from ..io import atomic_dir, atomic_write_json
 from .digits import (
@@ -106,32 +106,52 @@ def train_digits_ddpm(
     ``exclude_classes`` trains the same recipe on the data without those classes: the
     exact-unlearning reference (:mod:`erase.reference`).
     """
-    from tqdm.auto import tqdm
-
     if max_steps is None and max_seconds is None:
         raise EraseError("give max_steps or max_seconds to train_digits_ddpm")
     if split not in ("train", "all"):
         raise EraseError(f"split must be 'train' or 'all', got {split!r}")
-    torch.manual_seed(seed)
-    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # the UNet's initial weights
+    gen = torch.Generator().manual_seed(seed)  # batches, label drops, noise, timesteps
+    images, labels = _digits_training_data(split, exclude_classes, device)
+    unet = (unet if unet is not None else make_digits_unet()).to(device)
+    scheduler = make_digits_scheduler()
+    ema = EMA(unet, ema_decay)
+
+    def next_batch(step):
+        x, y = training_batch(images, labels, batch_size, NULL_CLASS, cond_drop, False, gen)
+        return x, y, gen
+
+    losses, seconds = _run_digits_loop(
+        unet, scheduler, ema, next_batch, lr, max_steps, max_seconds, device, progress, log_every
+    )
+    ema.copy_to(unet)
+    unet.eval()
+    recipe = dict(seed=seed, batch_size=batch_size, lr=lr, cond_drop=cond_drop, ema_decay=ema_decay)
+    info = _digits_info(unet, split, recipe, losses, seconds, loss_curve_every, exclude_classes)
+    if classifier is not None:
+        info["evaluation"] = evaluate_digits_ddpm(
+            unet, scheduler, classifier, samples_per_class=eval_samples_per_class
+        )
+    if output_dir is not None:
+        save_digits_ddpm(unet, scheduler, info, output_dir)
+    return unet, scheduler, info
+
+
+def _digits_training_data(split: str, exclude_classes, device):
+    """The fixed train split (or all digits), minus ``exclude_classes``, on ``device``."""
     if split == "train":
         s = digits_split(seed=0)
         images, labels = s.train_images, s.train_labels
     else:
         images, labels = load_digits_images()
-    if exclude_classes:
-        keep = ~torch.isin(labels, torch.tensor([int(c) for c in exclude_classes]))
-        images, labels = images[keep], labels[keep]
-    images, labels = images.to(device), labels.to(device)
+    images, labels = without_classes(images, labels, exclude_classes)
+    return images.to(device), labels.to(device)
 
-    unet = (unet if unet is not None else make_digits_unet()).to(device)
-    scheduler = make_digits_scheduler()
-    ema = EMA(unet, ema_decay)
-    opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
-    warmup = 50
-    total = max_steps if max_steps is not None else None
 
-    def lr_factor(step: int) -> float:
+def _digits_lr_factor(total: int | None, warmup: int = 50):
+    """Linear warm-up, then cosine to 0.1x over ``total`` steps (constant without a total)."""
+
+    def factor(step: int) -> float:
         if step < warmup:
             return (step + 1) / warmup
         if total is None:
@@ -139,38 +159,41 @@ def train_digits_ddpm(
         frac = (step - warmup) / max(1, total - warmup)
         return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, frac)))
 
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    return factor
+
+
+def _run_digits_loop(
+    unet, scheduler, ema, next_batch, lr, max_steps, max_seconds, device, progress, log_every
+):
+    """AdamW under the digits schedule through :func:`train_denoiser`; ``(losses, seconds)``."""
+    from tqdm.auto import tqdm
+
+    opt = torch.optim.AdamW(unet.parameters(), lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _digits_lr_factor(max_steps))
     unet.train()
     losses: list[float] = []
     start = time.monotonic()
     bar = tqdm(total=max_steps, desc="digits ddpm", disable=not progress)
-    step = 0
-    while True:
-        if max_steps is not None and step >= max_steps:
-            break
-        if max_seconds is not None and time.monotonic() - start >= max_seconds:
-            break
-        idx = torch.randint(0, len(images), (batch_size,), generator=gen).to(device)
-        y = labels[idx].clone()
-        drop = (torch.rand(batch_size, generator=gen) < cond_drop).to(device)
-        y[drop] = NULL_CLASS
-        loss = denoising_loss(unet, scheduler, images[idx], y, gen, device)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(unet.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        ema.update(unet, step + 1)  # the warm-up counts updates from 1
-        losses.append(loss.item())
-        step += 1
+
+    def after_step(step: int, loss: float) -> None:
+        losses.append(loss)
         bar.update(1)
         if step % log_every == 0:
             bar.set_postfix(loss=f"{sum(losses[-log_every:]) / log_every:.4f}")
-    bar.close()
-    seconds = time.monotonic() - start
-    ema.copy_to(unet)
-    unet.eval()
 
+    def out_of_time() -> bool:
+        return max_seconds is not None and time.monotonic() - start >= max_seconds
+
+    train_denoiser(
+        unet, scheduler, opt, sched, next_batch, step=0, max_steps=max_steps, device=device,
+        ema=ema, max_grad_norm=1.0, stop=out_of_time, after_step=after_step,
+    )  # fmt: skip
+    bar.close()
+    return losses, time.monotonic() - start
+
+
+def _digits_info(unet, split, recipe, losses, seconds, loss_curve_every, exclude_classes) -> dict:
+    """``world.json``: the world's constants, the recipe, and the loss curve."""
     tail = losses[-min(len(losses), 100) :]
     info = {
         "image_size": IMAGE_SIZE,
@@ -182,15 +205,15 @@ def train_digits_ddpm(
         "data": f"sklearn.datasets.load_digits, values/16*2-1, split={split!r} (digits_split seed 0)",
         "num_parameters": sum(p.numel() for p in unet.parameters()),
         "training": {
-            "seed": seed,
-            "steps": step,
+            "seed": recipe["seed"],
+            "steps": len(losses),
             "seconds": round(seconds, 1),
-            "batch_size": batch_size,
-            "lr": lr,
+            "batch_size": recipe["batch_size"],
+            "lr": recipe["lr"],
             "lr_schedule": "linear warmup 50 steps, cosine to 0.1x",
             "optimizer": "AdamW, grad-norm clip 1.0",
-            "cond_drop": cond_drop,
-            "ema_decay": ema_decay,
+            "cond_drop": recipe["cond_drop"],
+            "ema_decay": recipe["ema_decay"],
             "final_loss": sum(tail) / len(tail) if tail else None,
             "torch": torch.__version__,
             "threads": torch.get_num_threads(),
@@ -204,13 +227,7 @@ def train_digits_ddpm(
     if exclude_classes:
         info["excluded_classes"] = sorted(int(c) for c in exclude_classes)
         info["data"] += f", without classes {info['excluded_classes']}"
-    if classifier is not None:
-        info["evaluation"] = evaluate_digits_ddpm(
-            unet, scheduler, classifier, samples_per_class=eval_samples_per_class
-        )
-    if output_dir is not None:
-        save_digits_ddpm(unet, scheduler, info, output_dir)
-    return unet, scheduler, info
+    return info
 
 
 @torch.no_grad()

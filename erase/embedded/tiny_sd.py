@@ -327,24 +327,13 @@ def train_tiny_sd(
     digits = labels.repeat(n_styles)
     styles = torch.arange(n_styles).repeat_interleave(n)
 
-    vae = train_vae(flat, vae_steps, vae_batch_size, vae_lr, kl_weight, gen)
-    mean, std = encode_latents(vae, flat)
-    with torch.no_grad():
-        recon = vae.decode(mean[:1024]).sample.clamp(-1, 1)
-        vae_mse = F.mse_loss(recon, flat[:1024]).item()
-    scaling = 1.0 / (mean + std * torch.randn(mean.shape, generator=gen)).std().item()
-    vae.register_to_config(scaling_factor=scaling)
-    logger.info("vae recon mse %.5f, scaling_factor %.4f", vae_mse, scaling)
-
+    vae, mean, std, vae_mse = _train_scaled_vae(
+        flat, vae_steps, vae_batch_size, vae_lr, kl_weight, gen
+    )
+    scaling = vae.config.scaling_factor
     tokenizer = build_tokenizer()
-    text_encoder = build_text_encoder()
-    prompt_ids = tokenizer(
-        training_prompts(),
-        padding="max_length",
-        max_length=tokenizer.model_max_length,
-        truncation=True,
-        return_tensors="pt",
-    ).input_ids
+    text_encoder = build_text_encoder()  # after the VAE: the global RNG's order is the asset's
+    prompt_ids = _tokenize(tokenizer, training_prompts())
     t_vae = time.time() - t_start
 
     unet, text_encoder = train_unet(
@@ -362,8 +351,57 @@ def train_tiny_sd(
     )
     train_seconds = time.time() - t_start
     pipe = make_pipeline(vae, text_encoder, tokenizer, unet)
+    training = {
+        "vae_steps": vae_steps,
+        "unet_steps": unet_steps,
+        "batch_size": batch_size,
+        "vae_lr": vae_lr,
+        "unet_lr": unet_lr,
+        "kl_weight": kl_weight,
+        "text_encoder": "trained jointly" if train_text_encoder else "frozen random init",
+        "p_uncond": 0.1,
+        "vae_recon_mse": vae_mse,
+        "vae_seconds": round(t_vae, 1),
+        "train_seconds": round(train_seconds, 1),
+    }
+    world = _tiny_sd_world(seed, training)
+    if evaluate:
+        world["quality"] = evaluate_pipeline(
+            pipe, images_per_class=eval_images_per_class, judge=judge
+        )
+    with atomic_dir(output_dir) as tmp:
+        pipe.save_pretrained(tmp, safe_serialization=True)
+        atomic_write_json(Path(tmp) / WORLD_FILE, world)
+    return world
 
-    world = {
+
+def _train_scaled_vae(flat, steps, batch_size, lr, kl_weight, gen):
+    """The VAE, its latents' ``(mean, std)``, reconstruction MSE; ``scaling_factor`` set so a
+    sampled latent has unit std (as Stable Diffusion's VAE config does)."""
+    vae = train_vae(flat, steps, batch_size, lr, kl_weight, gen)
+    mean, std = encode_latents(vae, flat)
+    with torch.no_grad():
+        recon = vae.decode(mean[:1024]).sample.clamp(-1, 1)
+        vae_mse = F.mse_loss(recon, flat[:1024]).item()
+    scaling = 1.0 / (mean + std * torch.randn(mean.shape, generator=gen)).std().item()
+    vae.register_to_config(scaling_factor=scaling)
+    logger.info("vae recon mse %.5f, scaling_factor %.4f", vae_mse, scaling)
+    return vae, mean, std, vae_mse
+
+
+def _tokenize(tokenizer, prompts) -> torch.Tensor:
+    return tokenizer(
+        prompts,
+        padding="max_length",
+        max_length=tokenizer.model_max_length,
+        truncation=True,
+        return_tensors="pt",
+    ).input_ids
+
+
+def _tiny_sd_world(seed: int, training: dict) -> dict:
+    """``world.json``: the prompt templates and sampling defaults erasure jobs read."""
+    return {
         "image_size": IMAGE_SIZE,
         "latent_size": LATENT_SIZE,
         "styles": list(STYLES),
@@ -374,28 +412,8 @@ def train_tiny_sd(
         "guidance_scale": DEFAULT_GUIDANCE,
         "num_inference_steps": DEFAULT_STEPS,
         "seed": seed,
-        "training": {
-            "vae_steps": vae_steps,
-            "unet_steps": unet_steps,
-            "batch_size": batch_size,
-            "vae_lr": vae_lr,
-            "unet_lr": unet_lr,
-            "kl_weight": kl_weight,
-            "text_encoder": "trained jointly" if train_text_encoder else "frozen random init",
-            "p_uncond": 0.1,
-            "vae_recon_mse": vae_mse,
-            "vae_seconds": round(t_vae, 1),
-            "train_seconds": round(train_seconds, 1),
-        },
+        "training": training,
     }
-    if evaluate:
-        world["quality"] = evaluate_pipeline(
-            pipe, images_per_class=eval_images_per_class, judge=judge
-        )
-    with atomic_dir(output_dir) as tmp:
-        pipe.save_pretrained(tmp, safe_serialization=True)
-        atomic_write_json(Path(tmp) / WORLD_FILE, world)
-    return world
 
 
 # -- sampling and evaluation ---------------------------------------------------------------
