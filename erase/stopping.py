@@ -19,8 +19,6 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
-import torch
-
 from .errors import EraseError
 
 CHECK_SEED = 30_000  # apart from the final evaluation's (10_000), the frontier's UA (20_000), training
@@ -94,6 +92,7 @@ class StopMonitor:
         main = accelerator is None or accelerator.is_main_process
         share = float(self.erased_share()) if main else 0.0
         if accelerator is not None and accelerator.num_processes > 1:
+            import torch
             from accelerate.utils import broadcast
 
             t = torch.tensor([share], dtype=torch.float64, device=accelerator.device)
@@ -148,6 +147,8 @@ def class_erased_share(
 ) -> Callable[[], float]:
     """The class task's check: ``n`` samples of each forget class from fixed seeds; erased =
     the judge's top-1 is not the asked class (UA, as the final evaluation computes it)."""
+    import torch
+
     from .metrics.classification import predict_labels
     from .sampling import sample_class_conditional
 
@@ -176,6 +177,7 @@ def images_erased_share(
     """The concept task's check: ``n`` images over the forget prompts (round robin) from fixed
     seeds; erased = the judge (``erase.attacks.judges``: embedded, NudeNet, a classifier
     folder) does not see the concept."""
+    import torch
     chosen = [prompts[i % len(prompts)] for i in range(n)]
     seeds = [CHECK_SEED + i for i in range(n)]
 
