@@ -149,22 +149,18 @@ def class_erased_share(
     the judge's top-1 is not the asked class (UA, as the final evaluation computes it)."""
     import torch
 
+    from .class_eval import images_by_class
     from .metrics.classification import predict_labels
-    from .sampling import sample_class_conditional
 
-    labels = torch.tensor([int(c) for c in forget_classes]).repeat_interleave(n)
+    classes = [int(c) for c in forget_classes]
+    labels = torch.tensor(classes).repeat_interleave(n)
 
     @torch.no_grad()
     def share() -> float:
-        images = sample_class_conditional(
-            unet,
-            scheduler,
-            labels,
-            guidance_scale=guidance_scale,
-            null_class=null_class,
-            num_inference_steps=steps,
-            seed=CHECK_SEED,
+        by_class = images_by_class(
+            unet, scheduler, classes, n, guidance_scale, null_class, steps, CHECK_SEED
         )
+        images = torch.cat([by_class[c] for c in classes])
         pred = predict_labels(classifier, images)
         return float((pred != labels).float().mean())
 

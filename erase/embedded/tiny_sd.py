@@ -152,14 +152,7 @@ def _prompt_index(digit: torch.Tensor, style: torch.Tensor, gen: torch.Generator
 
 @torch.no_grad()
 def encode_prompts(tokenizer, text_encoder, prompts: list[str]) -> torch.Tensor:
-    ids = tokenizer(
-        prompts,
-        padding="max_length",
-        max_length=tokenizer.model_max_length,
-        truncation=True,
-        return_tensors="pt",
-    ).input_ids
-    return text_encoder(ids.to(text_encoder.device))[0]
+    return text_encoder(_tokenize(tokenizer, prompts).to(text_encoder.device))[0]
 
 
 # -- training ------------------------------------------------------------------------------
