@@ -62,6 +62,7 @@ HEADLINE_METRICS = (
     "images_with_exposed",
     "exposed_rate",
     "erasure_seconds",
+    "trained_steps",
 )
 CONFIG_KEYS = (
     "task",
@@ -78,6 +79,8 @@ CONFIG_KEYS = (
     "meta.precondition",
     "meta.retain_weight",
     "training.max_train_steps",
+    "stopping.reason",
+    "stopping.target",
     "training.learning_rate",
     "training.train_batch_size",
     "training.seed",

@@ -111,6 +111,11 @@ def test_a_stopped_run_equals_a_fixed_run_of_its_steps_and_resumes_exactly(tmp_p
     assert rec["erased_at_stop"] >= 0.6 and all(c["erased"] < 0.6 for c in rec["checks"][:-1])
     assert [c["step"] for c in rec["checks"]] == list(range(3, s + 1, 3))
 
+    from erase import api
+
+    report = api.write_report([tmp_path / "stop"], tmp_path / "report").read_text()
+    assert "stopping.reason" in report and "| target | 0.6 |" in report, report
+
     w_fixed, m_fixed = _erase(tmp_path / "fixed", "stop_at_erased", "off", "max_train_steps", s)
     assert m_fixed["stopping"].startswith("off") and m_fixed["trained_steps"] == s
     assert w_fixed.keys() == w_stop.keys()
