@@ -61,6 +61,11 @@ class MetaConfig:
     relearn_scale: float = 10.0
     relearn_weight: float = 1.0
     adv_radius: float = 0.1
+    # lur-resist (erase.resist_step.ResistConfig): K simulated attacker AdamW steps at rate
+    # resist_lr, w the weight of the forget loss at the relearned weights
+    resist_steps: int = 3
+    resist_lr: float = 1e-4
+    resist_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:

@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 
 from .errors import EraseError
 
-RULES = ("meta", "joint", "pcgrad", "meta-relearn", "meta-adv", "closed_form")
+RULES = ("meta", "joint", "pcgrad", "meta-relearn", "meta-resist", "meta-adv", "closed_form")
 
 
 @dataclass(frozen=True)
@@ -58,6 +58,15 @@ CLASS_METHODS = {
         retain_weight=0.5,
         summary="lur + forget loss after a simulated relearning step (erase.robust_step); "
         "2 extra forward/backward passes a step",
+    ),
+    "lur-resist": MethodSpec(
+        "lur-resist",
+        "anchor",
+        "denoise",
+        "meta-resist",
+        retain_weight=0.5,
+        summary="lur + forget loss after K simulated AdamW relearning steps (Meta-Unlearning "
+        "style, erase.resist_step); K + 3 forward/backward passes a step",
     ),
     "joint": MethodSpec(
         "joint",
@@ -127,6 +136,15 @@ CONCEPT_METHODS = {
         retain_weight=3.0,
         summary="lur + forget loss after a simulated relearning step (erase.robust_step); "
         "2 extra forward/backward passes a step",
+    ),
+    "lur-resist": MethodSpec(
+        "lur-resist",
+        AUTO,
+        "preserve",
+        "meta-resist",
+        retain_weight=3.0,
+        summary="lur + forget loss after K simulated AdamW relearning steps (Meta-Unlearning "
+        "style, erase.resist_step); K + 3 forward/backward passes a step",
     ),
     "lur-adv": MethodSpec(
         "lur-adv",

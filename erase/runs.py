@@ -181,6 +181,25 @@ def add_meta_args(m, methods: dict) -> None:
         default=0.1,
         help="lur-adv: radius of the worst nearby prompt embedding, relative to its norm",
     )
+    m.add_argument(
+        "--resist_steps",
+        type=int,
+        default=3,
+        help="lur-resist: K steps of the simulated attacker (AdamW on the concept's denoising "
+        "loss) before the forget loss is judged; each costs one forward/backward",
+    )
+    m.add_argument(
+        "--resist_lr",
+        type=float,
+        default=1e-4,
+        help="lur-resist: the simulated attacker's AdamW rate (the relearning attack's default)",
+    )
+    m.add_argument(
+        "--resist_weight",
+        type=float,
+        default=1.0,
+        help="lur-resist: weight w of the forget loss at the relearned weights",
+    )
 
 
 def add_baseline_args(m) -> None:
@@ -252,6 +271,9 @@ def configs_from_args(args, method):
         relearn_scale=getattr(args, "relearn_scale", 10.0),
         relearn_weight=getattr(args, "relearn_weight", 1.0),
         adv_radius=getattr(args, "adv_radius", 0.1),
+        resist_steps=getattr(args, "resist_steps", 3),
+        resist_lr=getattr(args, "resist_lr", 1e-4),
+        resist_weight=getattr(args, "resist_weight", 1.0),
     )
     train = TrainConfig(
         max_train_steps=args.max_train_steps,

@@ -24,6 +24,7 @@ from .checkpoint import load_checkpoint, resolve_checkpoint, save_checkpoint
 from .errors import EraseError
 from .meta_step import MetaConfig, StepContext, joint_gradient, meta_gradient, pcgrad_gradient
 from .methods import MethodSpec
+from .resist_step import resist_rule
 from .robust_step import robust_rule
 from .step_rng import step_generator
 
@@ -268,6 +269,8 @@ class EraseTrainer:
             return meta_gradient(self.ctx, forget, retain, meta, monitor=monitor, mask=mask_list)
         if spec.rule in ("meta-relearn", "meta-adv"):
             return robust_rule(self, forget, retain, monitor, mask_list, step)
+        if spec.rule == "meta-resist":
+            return resist_rule(self, forget, retain, monitor, mask_list, step)
         if spec.rule == "pcgrad":
             return pcgrad_gradient(self.ctx, forget, retain, weight)
         return joint_gradient(self.ctx, forget, retain, weight)

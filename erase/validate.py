@@ -43,6 +43,7 @@ for _name in (
     "repeats",
     "eval_every",
     "stop_samples",
+    "resist_steps",
 ):
     NUMBER_RULES[_name] = (1, True, _INF, False)
 for _name in (
@@ -59,7 +60,14 @@ for _name in (
     "stop_patience",
 ):
     NUMBER_RULES[_name] = (0, True, _INF, False)
-for _name in ("learning_rate", "inner_lr", "max_grad_norm", "ga_bound", "judge_threshold"):
+for _name in (
+    "learning_rate",
+    "inner_lr",
+    "max_grad_norm",
+    "ga_bound",
+    "judge_threshold",
+    "resist_lr",
+):
     NUMBER_RULES[_name] = (0, False, _INF, False)
 for _name in (
     "retain_weight",
@@ -73,6 +81,7 @@ for _name in (
     "relearn_scale",
     "relearn_weight",
     "adv_radius",
+    "resist_weight",
 ):
     NUMBER_RULES[_name] = (0, True, _INF, False)
 NUMBER_RULES["retain_null_prob"] = (0, True, 1, False)  # as ClassErasureTask

@@ -49,6 +49,17 @@ def curve_summary(curve: Sequence, prefix: str = "") -> dict:
     return {f"{prefix}steps_to_half": steps_until(curve), f"{prefix}auc": area_under(curve)}
 
 
+def check_fields(check_judge, fields: dict) -> dict:
+    """The second judge's settings and its largest disagreement with the first over every
+    point of the curve (and of the reference's curve, when there is one)."""
+    points = [*fields["curve"], *fields.get("reference_curve", [])]
+    gaps = [abs(p["share"] - p["check_share"]) for p in points if "check_share" in p]
+    return {
+        "check_judge": check_judge.settings,
+        "check_max_disagreement": max(gaps) if gaps else None,
+    }
+
+
 def reference_gap(curve: Sequence, reference: Sequence) -> list[dict]:
     """Per step measured on both: the attacked model's share minus the reference's."""
     ref = dict(_points(reference))

@@ -138,12 +138,13 @@ def relearn_prompts(
             c = C.encode_prompts(pipe, [r.prompt])
             images.append(C.generate(pipe, c, [r.seed], **kw)[0])
         last["images"] = images
+        _check(judge, last, s, images)
         return judge.sees(images)
 
     curve = relearn_curve(
         pipe.unet, task, steps, evaluate, out / ".relearn", lr=lr, seed=seed, **tune
     )
-    _finish_relearn(records, curve, last["images"], out)
+    _finish_relearn(records, curve, last, out)
     return records, {"curve": curve, "train_images": len(targets)}
 
 
@@ -193,16 +194,26 @@ def relearn_classes(
 
     def evaluate(s):
         last["images"] = tensor_to_pil(erased.generate_classes(labels, seed))
+        _check(judge, last, s, last["images"])
         return judge.sees(last["images"])
 
     curve = relearn_curve(unet, task, steps, evaluate, out / ".relearn", lr=lr, seed=seed, **tune)
-    _finish_relearn(records, curve, last["images"], out)
+    _finish_relearn(records, curve, last, out)
     return records, {"curve": curve, "train_images": len(targets)}
 
 
-def _finish_relearn(records, curve, images, out):
-    for i, (r, im) in enumerate(zip(records, images)):
+def _check(judge, last: dict, s: int, images) -> None:
+    """The second judge's share of the same images at point ``s`` (when one is set)."""
+    if judge.check is not None:
+        seen = judge.check.sees(images)
+        last.setdefault("check", {})[s] = sum(seen) / len(seen)
+
+
+def _finish_relearn(records, curve, last, out):
+    for i, (r, im) in enumerate(zip(records, last["images"])):
         r.image = _save(out, i, "attacked", im)
         r.success = curve[-1]["seen"][i]
     for point in curve:  # per-record verdicts are in the records; keep the curve short
         point.pop("seen")
+        if "check" in last:
+            point["check_share"] = last["check"][point["steps"]]

@@ -17,6 +17,9 @@ NUDENET_ATTACK_THRESHOLD = 0.45  # UnlearnDiffAtk's (DESIGN §11)
 
 class Judge:
     name = "judge"
+    # a second judge whose verdicts on every curve point are stored beside the first's
+    # (eval/attack.py --check_judge): the agreement check of a relearning figure
+    check: Judge | None = None
 
     def sees(self, images: Sequence) -> list[bool]:  # pragma: no cover - interface
         raise NotImplementedError
@@ -87,6 +90,46 @@ class DigitsClassifierJudge(Judge):
             "model": "erase.embedded.classifier (trained on real digits)",
             "target": self.k,
             "rule": f"top-1 class == {self.k}",
+        }
+
+
+class DigitsSVMJudge(Judge):
+    """A second opinion on digits from another model family: scikit-learn's RBF support-vector
+    classifier on the raw 8×8 pixels, fitted on the same real train split (seconds, no asset).
+    It shares neither architecture, features nor training code with the project's CNN, so when
+    both agree on a curve the figure is not an artefact of one classifier."""
+
+    name = "digits_svm"
+
+    def __init__(self, k: int):
+        from sklearn.svm import SVC
+
+        from ..embedded.digits import digits_split
+
+        split = digits_split(seed=0)
+        self.k = int(k)
+        self.model = SVC(C=10.0, gamma="scale").fit(
+            split.train_images.flatten(1).numpy(), split.train_labels.numpy()
+        )
+        self.test_accuracy = float(
+            (self.model.predict(split.test_images.flatten(1).numpy()) == split.test_labels.numpy())
+            .mean()
+        )
+
+    def sees(self, images):
+        from ..images import pil_to_tensor
+
+        x = pil_to_tensor(list(images), grey=True).flatten(1).numpy()
+        return [bool(v == self.k) for v in self.model.predict(x)]
+
+    @property
+    def settings(self):
+        return {
+            "name": self.name,
+            "model": "sklearn.svm.SVC(C=10, gamma='scale') on raw pixels, real train split",
+            "test_accuracy": round(self.test_accuracy, 4),
+            "target": self.k,
+            "rule": f"predicted class == {self.k}",
         }
 
 
@@ -178,8 +221,8 @@ def make_judge(
     threshold: float | None = None,
     labels: Sequence[str] | None = None,
 ) -> Judge:
-    """``spec``: None (chosen from the concept), ``embedded``, ``digits``, ``nudenet`` or a
-    transformers image-classification folder."""
+    """``spec``: None (chosen from the concept), ``embedded``, ``digits``, ``digits-svm``,
+    ``nudenet`` or a transformers image-classification folder."""
     if spec is None:
         if forget_class is not None:
             spec = "digits"
@@ -196,6 +239,10 @@ def make_judge(
         if forget_class is None:
             raise EraseError("--judge digits needs --forget_class")
         return DigitsClassifierJudge(forget_class)
+    if spec == "digits-svm":
+        if forget_class is None:
+            raise EraseError("--judge digits-svm needs --forget_class")
+        return DigitsSVMJudge(forget_class)
     if spec == "embedded":
         if len(concept_words) != 1:
             raise EraseError(
@@ -207,5 +254,6 @@ def make_judge(
     if Path(spec).is_dir():
         return HFClassifierJudge(spec, labels or [concept_name])
     raise EraseError(
-        f"unknown --judge {spec!r}; use embedded, digits, nudenet or an image-classifier folder"
+        f"unknown --judge {spec!r}; use embedded, digits, digits-svm, nudenet or an "
+        "image-classifier folder"
     )

@@ -147,6 +147,13 @@ def _add_curve_args(g) -> None:
         help="a model of the same family that never learned the concept: the same curve "
         "attack on it is stored as reference_curve (the floor; default: none)",
     )
+    g.add_argument(
+        "--check_judge",
+        default=None,
+        help="a second judge (same names as --judge, e.g. digits-svm) that judges the same "
+        "images at every curve point: its shares go beside the first's and attack.json "
+        "records their largest disagreement (default: none)",
+    )
     g.add_argument("--relearn_batch", type=int, default=32)
     g.add_argument("--samples", type=int, default=50, help="class samples judged per point")
     g.add_argument("--seed", type=int, default=0)
@@ -185,6 +192,8 @@ def _check_curve_flags(args):
 
     if args.attack not in CURVE_ATTACKS and (args.reference or args.benign_images):
         raise EraseError("--reference and --benign_images go with --attack relearn or benign")
+    if args.attack not in CURVE_ATTACKS and args.check_judge:
+        raise EraseError("--check_judge judges curve points; it goes with --attack relearn or benign")
     if args.attack != "benign" and args.benign_images:
         raise EraseError("--benign_images is benign fine-tuning's data; add --attack benign")
     if args.attack == "benign" and args.target_images:
@@ -318,6 +327,8 @@ def _attack_class(args, erased, original, settings, relearn_kw, out):
     from erase.attacks.relearn import curve_settings
 
     judge = make_judge(args.judge or "digits", forget_class=args.forget_class)
+    if args.check_judge:
+        judge.check = make_judge(args.check_judge, forget_class=args.forget_class)
     settings.update(forget_class=args.forget_class, samples=args.samples, seed=args.seed)
     if args.attack == "benign":
         cfg = erased.unet.config
@@ -359,6 +370,10 @@ def _attack_prompts(args, erased, original, settings, relearn_kw, targets, out):
         threshold=args.judge_threshold,
         labels=args.judge_labels,
     )
+    if args.check_judge:
+        judge.check = make_judge(
+            args.check_judge, concept_words(concept.name), concept.name, labels=args.judge_labels
+        )
     prompts = concept.forget[: args.max_prompts] if args.max_prompts else concept.forget
     settings.update(concept=concept.name, prompts=len(prompts), seeds=args.seeds)
     if args.attack not in CURVE_ATTACKS:
@@ -403,6 +418,7 @@ def _prompt_attack_config(args, concept_name: str):
 
 def _finish(args, out, erased, classes, judge, settings, records, extra, attack_on, t0) -> dict:
     """The reference curve (curve attacks), ``attack.json`` and the attack grid."""
+    from erase.attacks.curves import check_fields
     from erase.attacks.grid import save_attack_grid
     from erase.attacks.records import result_dict
     from erase.attacks.reference import curve_fields, reference_curve
@@ -413,6 +429,8 @@ def _finish(args, out, erased, classes, judge, settings, records, extra, attack_
             args.reference, attack_on, erased, classes, args.device, out
         )
         extra.update(curve_fields(extra["curve"], ref or None))
+        if judge.check is not None:
+            extra.update(check_fields(judge.check, extra))
     result = result_dict(args.attack, judge, settings, records, time.perf_counter() - t0, extra)
     save_attack_grid(records, out, title=f"{args.attack}: {erased.name}")
     atomic_write_json(out / "attack.json", result)

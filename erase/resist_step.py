@@ -1,0 +1,123 @@
+"""An erasure that resists relearning: the meta step runs the attacker before it judges forgetting.
+
+``meta-resist`` (as Meta-Unlearning, Gao et al. 2024, first order): an attacker fine-tunes the
+erased model on the concept's images with AdamW. Each step simulates that attack on the
+current weights — K steps of a fresh AdamW (the attacker's optimiser, rate and betas; no
+weight decay, as the relearning attack of ``eval/attack.py``) on the ordinary denoising loss
+of the forget data — and adds the gradient of the forget loss at the relearned weights θ_K to
+``lur``'s retain-after-forget gradient at θ::
+
+    ∇J = ∇J_lur(θ) + w ∇L_f(θ_K),   θ_K = AdamW^K(θ; L_relearn)   (∂θ_K/∂θ taken as I)
+
+so the update makes the concept's erased mapping survive K steps of relearning, while
+retention is still judged at θ (after ``lur``'s look-ahead), never at the attacked copy.
+
+Memory over ``lur``: θ saved once (the copy the attack runs on is the model itself, restored
+afterwards), AdamW's two moments — what the simulation needs — and one buffer for ∇L_f(θ_K).
+Cost over ``lur``: K + 1 forward/backward passes a step. ``meta-relearn``
+(erase.robust_step) is the one-step, preconditioned-step version of this rule.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import torch
+
+from .meta_step import MetaConfig, StepContext, _take_grads, accumulate_grad, meta_gradient
+from .step_rng import step_generator
+
+# the attacker's rate, as the relearning attack's default (eval/attack.py --relearn_lr)
+ATTACK_LR = 1e-4
+
+
+@dataclass
+class ResistConfig:
+    steps: int = 3  # K simulated attacker steps a training step
+    lr: float = ATTACK_LR  # the simulated attacker's AdamW rate
+    weight: float = 1.0  # w: weight of the forget loss at the relearned weights
+    betas: tuple[float, float] = (0.9, 0.999)
+
+    def __post_init__(self) -> None:
+        if self.steps < 1:
+            raise ValueError(f"resist steps must be >= 1, got {self.steps}")
+        if self.lr <= 0:
+            raise ValueError(f"resist lr must be > 0, got {self.lr}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@torch.no_grad()
+def _adamw_step(params, grads, m, v, step: int, cfg: ResistConfig) -> None:
+    """One AdamW step (weight decay 0) on ``params`` with moments ``m``, ``v``: torch.optim's
+    update, written out so that its state lives in buffers this rule owns and frees."""
+    b1, b2 = cfg.betas
+    torch._foreach_lerp_(m, grads, 1 - b1)
+    torch._foreach_mul_(v, b2)
+    torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
+    bias1, bias2 = 1 - b1**step, 1 - b2**step
+    denom = torch._foreach_sqrt(v)
+    torch._foreach_div_(denom, bias2**0.5)
+    torch._foreach_add_(denom, 1e-8)
+    torch._foreach_addcdiv_(params, m, denom, value=-cfg.lr / bias1)
+
+
+def simulate_attack(ctx: StepContext, relearn_steps, cfg: ResistConfig) -> list[float]:
+    """Run K AdamW steps of the attacker on the model's own weights; returns the relearning
+    losses. ``relearn_steps[k]`` is the loss closure of attack step k. The caller restores θ."""
+    m = [torch.zeros_like(p) for p in ctx.params]
+    v = [torch.zeros_like(p) for p in ctx.params]
+    losses = []
+    for k, relearn in enumerate(relearn_steps):
+        losses.append(accumulate_grad(ctx, relearn))
+        _adamw_step(ctx.params, _take_grads(ctx.params), m, v, k + 1, cfg)
+    return losses
+
+
+def resist_gradient(
+    ctx: StepContext,
+    forget,
+    retain,
+    relearn_steps,
+    meta: MetaConfig,
+    cfg: ResistConfig,
+    monitor=False,
+    mask=None,
+) -> dict:
+    """``lur``'s gradient at θ plus w ∇L_f at the weights K simulated attacker steps away."""
+    theta = [p.detach().clone() for p in ctx.params]
+    losses = simulate_attack(ctx, relearn_steps, cfg)
+    l_fa = accumulate_grad(ctx, forget)
+    g_fa = _take_grads(ctx.params)
+    with torch.no_grad():
+        torch._foreach_copy_([p.data for p in ctx.params], theta)
+    del theta
+    stats = meta_gradient(ctx, forget, retain, meta, monitor=monitor, mask=mask)
+    with torch.no_grad():  # (a saliency mask, if any, gates the sum in the trainer)
+        torch._foreach_add_([p.grad for p in ctx.params], g_fa, alpha=cfg.weight)
+    stats.update(loss_relearn=losses[0], loss_relearn_last=losses[-1], loss_forget_relearned=l_fa)
+    return stats
+
+
+def resist_rule(trainer, forget, retain, monitor: bool, mask, step: int) -> dict:
+    """The trainer's entry: attack step k of training step ``step`` draws the task's denoising
+    loss on the forget data (the relearning loss) from its own deterministic generator."""
+    meta = trainer.meta
+    if meta.retain_weight != trainer.method.retain_weight:
+        meta = MetaConfig(**{**meta.to_dict(), "retain_weight": trainer.method.retain_weight})
+    cfg = ResistConfig(steps=meta.resist_steps, lr=meta.resist_lr, weight=meta.resist_weight)
+    world, rank = trainer.acc.num_processes, trainer.acc.process_index
+    n_micro = trainer.cfg.gradient_accumulation_steps
+
+    def attack_step(k):
+        closures = [
+            trainer.task.saliency_closure(
+                step_generator(trainer.cfg.seed, step, m, salt=1000 + k), rank, world
+            )
+            for m in range(n_micro)
+        ]
+        return trainer._autocast(lambda fn, m: closures[m](fn, m))
+
+    relearn_steps = [attack_step(k) for k in range(cfg.steps)]
+    return resist_gradient(trainer.ctx, forget, retain, relearn_steps, meta, cfg, monitor, mask)

@@ -1,0 +1,87 @@
+"""lur-resist's meta step (erase.resist_step), checked with numbers on small models."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from erase.meta_step import MetaConfig, StepContext, meta_gradient
+from erase.resist_step import ResistConfig, resist_gradient
+
+pytestmark = pytest.mark.usefixtures("float64_default")
+
+
+def _setup(seed=3):
+    g = torch.Generator().manual_seed(seed)
+    xf, yf, xr, yr = (torch.randn(8, n, generator=g) for n in (3, 2, 3, 2))
+    xl = [torch.randn(8, 3, generator=g) for _ in range(4)]
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
+
+    def forget(fn, m):
+        return (fn(xf) - yf).pow(2).mean()
+
+    def retain(fn, m):
+        return (fn(xr) - yr).pow(2).mean()
+
+    def relearn(k):
+        return lambda fn, m: (fn(xl[k]) - 1.0).pow(2).mean()
+
+    return model, forget, retain, relearn
+
+
+def _ctx(model):
+    return StepContext(model=model, params=list(model.parameters()))
+
+
+def _grad(model):
+    return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_resist_rule_is_lur_plus_the_forget_gradient_after_the_attackers_adamw_steps(steps):
+    """∇J = ∇J_lur(θ) + w ∇L_f(θ_K) with θ_K from torch.optim.AdamW itself (weight decay 0),
+    and θ is restored exactly after the simulation."""
+    model, forget, retain, relearn = _setup()
+    meta = MetaConfig(inner_lr=0.05, retain_weight=0.5, precondition="none")
+    cfg = ResistConfig(steps=steps, lr=0.02, weight=0.7)
+    m_rule, m_lur, m_att = copy.deepcopy(model), copy.deepcopy(model), copy.deepcopy(model)
+    before = [p.detach().clone() for p in m_rule.parameters()]
+    stats = resist_gradient(
+        _ctx(m_rule), forget, retain, [relearn(k) for k in range(steps)], meta, cfg
+    )
+    for p, q in zip(m_rule.parameters(), before):
+        assert torch.equal(p.detach(), q)
+    meta_gradient(_ctx(m_lur), forget, retain, meta)
+    opt = torch.optim.AdamW(m_att.parameters(), lr=0.02, weight_decay=0.0)
+    for k in range(steps):
+        opt.zero_grad()
+        relearn(k)(m_att, 0).backward()
+        opt.step()
+    g_fa = torch.autograd.grad(forget(m_att, 0), list(m_att.parameters()))
+    expected = _grad(m_lur) + 0.7 * torch.cat([g.flatten() for g in g_fa])
+    torch.testing.assert_close(_grad(m_rule), expected, rtol=1e-10, atol=1e-12)
+    if steps > 1:  # the simulated attacker really relearns
+        assert stats["loss_relearn_last"] < stats["loss_relearn"]
+    with torch.no_grad():
+        assert stats["loss_forget_relearned"] == pytest.approx(float(forget(m_att, 0)), rel=1e-12)
+
+
+def test_resist_weight_zero_is_lur():
+    model, forget, retain, relearn = _setup(4)
+    meta = MetaConfig(inner_lr=0.05, retain_weight=0.5, precondition="none")
+    a, b = copy.deepcopy(model), copy.deepcopy(model)
+    no_weight = ResistConfig(steps=2, lr=0.02, weight=0.0)
+    resist_gradient(_ctx(a), forget, retain, [relearn(0), relearn(1)], meta, no_weight)
+    meta_gradient(_ctx(b), forget, retain, meta)
+    torch.testing.assert_close(_grad(a), _grad(b), rtol=1e-12, atol=1e-14)
+
+
+def test_resist_config_refuses_bad_values():
+    with pytest.raises(ValueError, match="steps"):
+        ResistConfig(steps=0)
+    with pytest.raises(ValueError, match="lr"):
+        ResistConfig(lr=0.0)
