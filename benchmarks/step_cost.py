@@ -9,7 +9,7 @@ noise of a shared machine hits all of them alike, and the median is reported. Pe
 the bytes a step allocates on top of what persists between steps (weights, frozen original,
 optimizer state, masks), which persists is added back for the total. CPU: counted from live
 tensor storages (torch keeps no CPU allocator statistics); CUDA: ``max_memory_allocated``.
-The last line gives lur/joint ratios of time and memory for each model.
+The last lines give lur/joint and lur-resist/lur ratios of time and memory for each model.
 
 Worlds: (a) the embedded class DDPM and tiny SD on CPU; (b) the Stable Diffusion 1.5 UNet
 architecture (random weights, 64×64 latents, bf16 autocast, batch 1 and 4) on CUDA only.
@@ -328,7 +328,7 @@ def apply_variant(unet: torch.nn.Module, variant: dict | None) -> torch.nn.Modul
 
 # -- rows: one (world, variant, method, batch) each ------------------------------------------
 
-CPU_METHODS = ("lur", "joint", "lur-2nd", "pcgrad", "esd", "salun", "ga")  # lur, joint adjacent
+CPU_METHODS = ("lur", "joint", "lur-2nd", "pcgrad", "esd", "salun", "ga", "lur-resist")
 
 
 @dataclass
@@ -727,6 +727,7 @@ def main(argv=None):
         "seconds": round(time.perf_counter() - t_start, 1),
         "results": results,
         "ratios_lur_over_joint": rs,
+        "ratios_resist_over_lur": ratios(results, "lur-resist", "lur"),
         "esd_frozen_forward_check": checks,
     }
     if args.output:
@@ -740,6 +741,12 @@ def main(argv=None):
         for r in rs
     ]
     print("lur/joint: " + "; ".join(parts))
+    for r in ratios(results, "lur-resist", "lur"):
+        print(
+            f"lur-resist/lur ({r['world']} b{r['batch']}): time {r['cpu_time']:.2f}x, "
+            f"memory {r.get('memory_total', float('nan')):.3f}x "
+            f"(step extra {r.get('memory_step_extra', float('nan')):.2f}x)"
+        )
 
 
 if __name__ == "__main__":
