@@ -21,7 +21,9 @@ from dataclasses import asdict, dataclass, field
 
 from .errors import EraseError
 
-CHECK_SEED = 30_000  # apart from the final evaluation's (10_000), the frontier's UA (20_000), training
+CHECK_SEED = (
+    30_000  # apart from the final evaluation's (10_000), the frontier's UA (20_000), training
+)
 DEFAULT_TARGET = 0.95
 CAP_MULTIPLE = 4  # with stopping on, the default cap is this × the fixed budget
 
@@ -134,8 +136,7 @@ def describe_stop(record) -> str:
         "target": f"target {record['target']:.0%} met at step {record['step']}",
         "patience": f"no progress for {record['rule']['patience']} checks; stopped at step "
         f"{record['step']}",
-        "cap": f"cap of {record['cap']} steps reached without the target "
-        f"{record['target']:.0%}",
+        "cap": f"cap of {record['cap']} steps reached without the target {record['target']:.0%}",
     }[record["reason"]]
     erased = record.get("erased_at_stop")
     n = len(record.get("checks", []))
@@ -174,6 +175,7 @@ def images_erased_share(
     seeds; erased = the judge (``erase.attacks.judges``: embedded, NudeNet, a classifier
     folder) does not see the concept."""
     import torch
+
     chosen = [prompts[i % len(prompts)] for i in range(n)]
     seeds = [CHECK_SEED + i for i in range(n)]
 

@@ -86,6 +86,11 @@ def test_erase_class_lur_forgets_digit_and_writes_the_output_contract(tmp_path):
     # 30 steps at twice the default rate already forget most of the digit (UA 0 → 0.9 when
     # written): UA rises by a wide margin
     assert metrics["unlearning_accuracy"] >= metrics["before"]["unlearning_accuracy"] + 0.5
+    # the second judge (an SVM, another model family) sees the same samples and agrees
+    check = metrics["check_judge"]
+    assert "SVC" in check["judge"] and check["test_accuracy"] >= 0.97
+    assert abs(check["unlearning_accuracy"] - metrics["unlearning_accuracy"]) <= 0.2
+    assert abs(check["retained_accuracy"] - metrics["retained_accuracy"]) <= 0.1
     config = json.loads((out / "erase_config.json").read_text())
     assert config["guidance_scale"] and config["null_class"] == 10 and config["image_size"] == 8
     assert config["num_inference_steps"] == 20

@@ -94,39 +94,31 @@ class DigitsClassifierJudge(Judge):
 
 
 class DigitsSVMJudge(Judge):
-    """A second opinion on digits from another model family: scikit-learn's RBF support-vector
-    classifier on the raw 8×8 pixels, fitted on the same real train split (seconds, no asset).
-    It shares neither architecture, features nor training code with the project's CNN, so when
-    both agree on a curve the figure is not an artefact of one classifier."""
+    """A second opinion on digits from another model family (erase.embedded.svm): scikit-learn's
+    SVM on raw pixels, fitted on the same real train split as the CNN."""
 
     name = "digits_svm"
 
     def __init__(self, k: int):
-        from sklearn.svm import SVC
+        from ..embedded.svm import digits_svm
 
-        from ..embedded.digits import digits_split
-
-        split = digits_split(seed=0)
         self.k = int(k)
-        self.model = SVC(C=10.0, gamma="scale").fit(
-            split.train_images.flatten(1).numpy(), split.train_labels.numpy()
-        )
-        self.test_accuracy = float(
-            (self.model.predict(split.test_images.flatten(1).numpy()) == split.test_labels.numpy())
-            .mean()
-        )
+        self.test_accuracy = digits_svm()[1]
 
     def sees(self, images):
+        from ..embedded.svm import svm_predict
         from ..images import pil_to_tensor
 
-        x = pil_to_tensor(list(images), grey=True).flatten(1).numpy()
-        return [bool(v == self.k) for v in self.model.predict(x)]
+        pred = svm_predict(pil_to_tensor(list(images), grey=True))
+        return [bool(v) for v in (pred == self.k).tolist()]
 
     @property
     def settings(self):
+        from ..embedded.svm import SVM_SETTINGS
+
         return {
             "name": self.name,
-            "model": "sklearn.svm.SVC(C=10, gamma='scale') on raw pixels, real train split",
+            "model": SVM_SETTINGS,
             "test_accuracy": round(self.test_accuracy, 4),
             "target": self.k,
             "rule": f"predicted class == {self.k}",

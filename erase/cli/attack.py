@@ -193,7 +193,9 @@ def _check_curve_flags(args):
     if args.attack not in CURVE_ATTACKS and (args.reference or args.benign_images):
         raise EraseError("--reference and --benign_images go with --attack relearn or benign")
     if args.attack not in CURVE_ATTACKS and args.check_judge:
-        raise EraseError("--check_judge judges curve points; it goes with --attack relearn or benign")
+        raise EraseError(
+            "--check_judge judges curve points; it goes with --attack relearn or benign"
+        )
     if args.attack != "benign" and args.benign_images:
         raise EraseError("--benign_images is benign fine-tuning's data; add --attack benign")
     if args.attack == "benign" and args.target_images:

@@ -332,6 +332,10 @@ def evaluate(args, model: ClassModel, original, data, judge, method, device, out
     )
     if judge is not None and args.inception_fid == "auto":
         add_inception_fid(metrics, before, after, real_by_class, eval_device)
+    if judge is None:  # the digits world: a second judge of another model family agrees?
+        from erase.embedded.svm import svm_erasure_shares
+
+        metrics["check_judge"] = svm_erasure_shares(after, args.forget_class)
     save_image(class_grid(before, after, title_after=f"erased ({method.name})"), out / "grid.png")
     b = metrics["before"]
     print(
