@@ -4,14 +4,16 @@ against the model retrained without the digit (the floor).
 
     python benchmarks/resist.py --digits 2 3 --output_dir runs/resist
 
-Per digit K and method: ``scripts/erase_class.py --forget_class K --method M`` with every
-default (the stopping rule: 95 % erased by the digits classifier, cap 4 × the budget), then
-``eval/attack.py`` twice — ``relearn`` (32 real images of K, AdamW 1e-4, batch 32, 5/10/20
-steps) and ``benign`` (the other digits' images, 5/10/20/50 steps) — each with
-``--reference`` (the digits DDPM retrained without K, ``erase.reference.digits_reference``:
-trained into the cache on first use, ~15–30 CPU-minutes) and ``--check_judge digits-svm``
-(a second, independent judge of every curve point). Finished runs and attacks are reused,
-so the benchmark resumes. Writes ``table.md`` and ``table.json``.
+Per digit K, the reference — the digits DDPM retrained without K
+(``erase.reference.digits_reference``: trained into the cache on first use, 15–30 CPU-minutes)
+— is attacked once; then per method ``scripts/erase_class.py --forget_class K --method M
+--reference REF`` with every other default (the stopping rule: 95 % erased by the digits
+classifier, cap 4 × the budget; the Avg. Gap to the reference in metrics.json), and each model
+is attacked twice with ``eval/attack.py``: ``relearn`` (32 real images of K, AdamW 1e-4, batch
+32, after 5/10/20 steps) and ``benign`` (the other digits' images, after 5/10/20/50 steps),
+with ``--check_judge digits-svm``: a second judge of another model family on every curve point.
+Finished runs and attacks are reused, so the benchmark resumes. Writes ``table.md`` and
+``table.json``.
 """
 
 from __future__ import annotations
@@ -51,40 +53,43 @@ def parse_args(argv=None):
     p.add_argument("--reference", default=None, help="a reference folder for every digit (tests)")
     p.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = p.parse_args(argv)
-    args.relearn_steps, args.benign_steps = RELEARN_STEPS, BENIGN_STEPS
-    if args.smoke:  # the original stands in for the reference: the plumbing, not the floor
-        args.digits, args.methods, args.samples, args.reference = [7], METHODS[1:], 2, "embedded"
+    args.relearn_steps, args.benign_steps, args.gap = RELEARN_STEPS, BENIGN_STEPS, True
+    if args.smoke:  # no Avg. Gap: its probe has fixed, full-size settings (minutes)
+        args.gap = False  # the original stands in for the reference: the plumbing, not the floor
+        args.digits, args.methods, args.samples = [7], METHODS[1:], 2
+        args.reference = str(ROOT / "erase" / "assets" / "digits_ddpm")
         args.erase_flags = " ".join([*CLASS_SMOKE, "--stop_at_erased", "off"])
         args.attack_flags = "--num_inference_steps 2 --relearn_images 2 --relearn_batch 2"
         args.relearn_steps, args.benign_steps = [1, 2], [1, 2]
     return args
 
 
-def erase(run_dir: Path, digit: int, method: str, args) -> dict:
+def erase(run_dir: Path, digit: int, method: str, reference: str, args) -> dict:
     if not (run_dir / ".complete").exists():
         flags = ["--forget_class", str(digit), "--method", method, "--seed", str(args.seed)]
-        flags += [*args.erase_flags.split(), "--output_dir", str(run_dir), "--overwrite"]
+        flags += (["--reference", reference] if args.gap else []) + args.erase_flags.split()
+        flags += ["--output_dir", str(run_dir), "--overwrite"]
         load_script("scripts/erase_class.py").main(flags)
     return json.loads((run_dir / "metrics.json").read_text())
 
 
-def attack(run_dir: Path, digit: int, name: str, reference: str, args) -> dict:
-    out = run_dir / f"attack-{name}"
+def attack(model: str, out: Path, digit: int, name: str, args) -> dict:
     if (out / "attack.json").is_file():
         return json.loads((out / "attack.json").read_text())
     from erase.cli import attack as attack_cli
 
     steps = args.relearn_steps if name == "relearn" else args.benign_steps
-    flags = [str(run_dir), "--forget_class", str(digit), "--attack", name]
+    flags = [model, "--forget_class", str(digit), "--attack", name]
     flags += ["--relearn_steps", *map(str, steps), "--samples", str(args.samples)]
-    flags += ["--seed", str(args.seed), "--reference", reference, "--check_judge", "digits-svm"]
+    flags += ["--seed", str(args.seed), "--check_judge", "digits-svm"]
     flags += [*args.attack_flags.split(), "--output_dir", str(out), "--overwrite"]
     return attack_cli.run(attack_cli.parse_args(flags))
 
 
-def row(digit: int, method: str, metrics: dict, attacks: dict) -> dict:
-    """One table row from a run's metrics.json and its attack.json files."""
+def row(digit: int, method: str, metrics: dict, attacks: dict, ref_attacks: dict) -> dict:
+    """One table row from a run's metrics.json, its attack.json files and the reference's."""
     stopping = metrics.get("stopping")
+    gap = (metrics.get("reference_gap") or {}).get("gap", {})
     r = {
         "digit": digit,
         "method": method,
@@ -94,14 +99,22 @@ def row(digit: int, method: str, metrics: dict, attacks: dict) -> dict:
         "trained_steps": metrics.get("trained_steps"),
         "stop_reason": stopping.get("reason") if isinstance(stopping, dict) else "fixed budget",
         "erase_seconds": metrics.get("erasure_seconds"),
+        "avg_gap": gap.get("avg_gap"),
+        "check_judge_erased": (metrics.get("check_judge") or {}).get("unlearning_accuracy"),
     }
     for name, a in attacks.items():
+        ref = ref_attacks[name]
         r[name] = {
             "curve": [[p["steps"], p["share"]] for p in a["curve"]],
-            "reference": [[p["steps"], p["share"]] for p in a.get("reference_curve", [])],
+            "check_curve": [[p["steps"], p.get("check_share")] for p in a["curve"]],
+            "reference": [[p["steps"], p["share"]] for p in ref["curve"]],
             "steps_to_half": a.get("steps_to_half"),
-            "reference_steps_to_half": a.get("reference_steps_to_half"),
-            "check_max_disagreement": a.get("check_max_disagreement"),
+            "reference_steps_to_half": ref.get("steps_to_half"),
+            "check_max_disagreement": max(
+                d
+                for d in (a.get("check_max_disagreement"), ref.get("check_max_disagreement"))
+                if d is not None
+            ),
         }
     return r
 
@@ -112,6 +125,10 @@ def _pct(x) -> str:
 
 def _curve(c: dict, key: str = "curve") -> str:
     return "/".join(_pct(v) for s, v in c[key] if s > 0)
+
+
+def _gap(x) -> str:
+    return "–" if x is None else f"{x:.3f}"
 
 
 def _half(x) -> str:
@@ -125,7 +142,8 @@ def _steps(rows: list[dict], attack: str) -> str:
 
 def table(rows: list[dict]) -> str:
     head = (
-        f"| digit | method | erased % | kept % | steps (why) | erase s | relearn back % "
+        f"| digit | method | erased % (SVM) | kept % | Avg. Gap | steps (why) | erase s "
+        f"| relearn back % "
         f"s={_steps(rows, 'relearn')} (reference) | steps to 50 % back (ref) | benign back % "
         f"s={_steps(rows, 'benign')} (ref) | judges disagree ≤ |"
     )
@@ -135,7 +153,8 @@ def table(rows: list[dict]) -> str:
         dis = [a["check_max_disagreement"] for a in (rl, bn) if a]
         dis = [d for d in dis if d is not None]
         lines.append(
-            f"| {r['digit']} | {r['method']} | {_pct(r['erased'])} | {_pct(r['kept'])} "
+            f"| {r['digit']} | {r['method']} | {_pct(r['erased'])} ({_pct(r['check_judge_erased'])}) "
+            f"| {_pct(r['kept'])} | {_gap(r['avg_gap'])} "
             f"| {r['trained_steps']} ({r['stop_reason'] or '-'}) "
             f"| {r['erase_seconds'] and round(r['erase_seconds'])} "
             + (f"| {_curve(rl)} ({_curve(rl, 'reference')}) " if rl else "| – ")
@@ -158,11 +177,18 @@ def main(argv=None) -> list[dict]:
         from erase.reference import digits_reference
 
         reference = args.reference or str(digits_reference([digit], 0))
+        ref_dir = out / f"digit-{digit}" / "reference"
+        ref_attacks = {
+            a: attack(reference, ref_dir / f"attack-{a}", digit, a, args) for a in args.attacks
+        }
         for method in args.methods:
             run_dir = out / f"digit-{digit}" / method
-            metrics = erase(run_dir, digit, method, args)
-            attacks = {a: attack(run_dir, digit, a, reference, args) for a in args.attacks}
-            rows.append(row(digit, method, metrics, attacks))
+            metrics = erase(run_dir, digit, method, reference, args)
+            attacks = {
+                a: attack(str(run_dir), run_dir / f"attack-{a}", digit, a, args)
+                for a in args.attacks
+            }
+            rows.append(row(digit, method, metrics, attacks, ref_attacks))
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.json").write_text(
         json.dumps({**machine_record("resist.py"), "rows": rows}, indent=2)

@@ -532,4 +532,5 @@ def test_resist_smoke(tmp_path):
             assert [s for s, _ in a["curve"]] == [0, 1, 2] == [s for s, _ in a["reference"]]
             assert 0 <= a["check_max_disagreement"] <= 1
         assert r["trained_steps"] == 2 and r["stop_reason"] == "fixed budget"
+        assert 0 <= r["check_judge_erased"] <= 1
     assert "lur-resist" in (tmp_path / "table.md").read_text()
