@@ -11,7 +11,7 @@ from torch import nn
 from erase.meta_step import MetaConfig, StepContext, meta_gradient
 from erase.resist_step import ResistConfig, resist_gradient
 
-pytestmark = pytest.mark.usefixtures("float64_default")
+float64 = pytest.mark.usefixtures("float64_default")
 
 
 def _setup(seed=3):
@@ -41,6 +41,7 @@ def _grad(model):
     return torch.cat([p.grad.flatten() for p in model.parameters()])
 
 
+@float64
 @pytest.mark.parametrize("steps", [1, 3])
 def test_resist_rule_is_lur_plus_the_forget_gradient_after_the_attackers_adamw_steps(steps):
     """∇J = ∇J_lur(θ) + w ∇L_f(θ_K) with θ_K from torch.optim.AdamW itself (weight decay 0),
@@ -70,6 +71,7 @@ def test_resist_rule_is_lur_plus_the_forget_gradient_after_the_attackers_adamw_s
         assert stats["loss_forget_relearned"] == pytest.approx(float(forget(m_att, 0)), rel=1e-12)
 
 
+@float64
 def test_resist_weight_zero_is_lur():
     model, forget, retain, relearn = _setup(4)
     meta = MetaConfig(inner_lr=0.05, retain_weight=0.5, precondition="none")
@@ -85,3 +87,47 @@ def test_resist_config_refuses_bad_values():
         ResistConfig(steps=0)
     with pytest.raises(ValueError, match="lr"):
         ResistConfig(lr=0.0)
+
+
+def _erase_class(out, method: str, *flags) -> dict:
+    from helpers import load_weights
+
+    from erase.cli import erase_class
+
+    erase_class.run(
+        erase_class.parse_args(
+            ["--forget_class", "7", "--method", method, "--max_train_steps", "2"]
+            + ["--train_batch_size", "4", "--no_eval", "--monitor_every", "0"]
+            + ["--stop_at_erased", "off", "--output_dir", str(out), *map(str, flags)]
+        )
+    )
+    return load_weights(out)
+
+
+def test_lur_resist_without_its_term_is_lur_bit_for_bit_and_with_it_moves_elsewhere(tmp_path):
+    """Through the real job: the simulated attack runs on the model's own weights and restores
+    them exactly, and draws its batches from its own generators, so ``--resist_weight 0`` gives
+    ``lur``'s weights (same λ) bit for bit; the default term moves them; knobs are recorded."""
+    import json
+
+    lur = _erase_class(tmp_path / "lur", "lur", "--retain_weight", 1)
+    w0 = _erase_class(tmp_path / "w0", "lur-resist", "--resist_weight", 0, "--resist_steps", 2)
+    w1 = _erase_class(tmp_path / "w1", "lur-resist", "--resist_steps", 2)
+    assert all(torch.equal(lur[k], w0[k]) for k in lur)
+    moved = max(float((lur[k] - w1[k]).abs().max()) for k in lur)
+    assert moved > 1e-5  # about the learning rate (1e-4) on some coordinates
+    meta = json.loads((tmp_path / "w1" / "erase_config.json").read_text())["meta"]
+    assert (meta["resist_steps"], meta["resist_lr"], meta["resist_weight"]) == (2, 1e-4, 1.0)
+
+
+def test_bad_resist_knobs_are_refused_before_any_work(tmp_path):
+    from erase.cli import erase_class
+    from erase.errors import EraseError
+
+    for flag, value in (("resist_steps", "0"), ("resist_lr", "0"), ("resist_weight", "-1")):
+        args = erase_class.parse_args(
+            ["--forget_class", "7", "--output_dir", str(tmp_path / flag), f"--{flag}", value]
+        )
+        with pytest.raises(EraseError, match=flag):
+            erase_class.run(args)
+        assert not (tmp_path / flag).exists()
