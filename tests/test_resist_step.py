@@ -96,7 +96,7 @@ def _erase_class(out, method: str, *flags) -> dict:
 
     erase_class.run(
         erase_class.parse_args(
-            ["--forget_class", "7", "--method", method, "--max_train_steps", "2"]
+            ["--forget_class", "7", "--method", method, "--max_train_steps", "1"]
             + ["--train_batch_size", "4", "--no_eval", "--monitor_every", "0"]
             + ["--stop_at_erased", "off", "--output_dir", str(out), *map(str, flags)]
         )
