@@ -111,6 +111,10 @@ def _headline(met: dict) -> tuple[dict, dict]:
         b = _number(met.get(f"{k}_before", before.get(k)))
         if a is not None:
             row[k] = f"{_fmt(b)} → {_fmt(a)}" if b is not None else a
+    check = met.get("check_judge") if isinstance(met.get("check_judge"), dict) else {}
+    for k in ("unlearning_accuracy", "retained_accuracy"):  # the second judge, beside the first
+        if _number(check.get(k)) is not None:
+            row[f"{k} (second judge)"] = _number(check[k])
     per_class = dict(after.get("per_class_accuracy") or {})
     digits = after.get("per_digit_accuracy") or {}
     order = [w for w in _DIGIT_WORDS if w in digits] + [w for w in digits if w not in _DIGIT_WORDS]

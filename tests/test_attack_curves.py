@@ -205,3 +205,19 @@ def test_check_judge_shares_sit_beside_every_curve_point(tmp_path):
     assert a["check_judge"]["name"] == "digits_svm"
     # the original model still draws sevens: both judges see most of them
     assert a["curve"][0]["share"] >= 0.5 and a["curve"][0]["check_share"] >= 0.5
+
+
+def test_report_shows_the_second_judge_beside_the_first():
+    from erase.report import _headline
+
+    met = {
+        "unlearning_accuracy": 0.9,
+        "retained_accuracy": 0.97,
+        "before": {"unlearning_accuracy": 0.0, "retained_accuracy": 0.98},
+        "check_judge": {"judge": "svm", "unlearning_accuracy": 0.86, "retained_accuracy": 0.98},
+    }
+    row, _ = _headline(met)
+    assert row["unlearning_accuracy"] == "0 → 0.9"
+    assert row["unlearning_accuracy (second judge)"] == 0.86
+    assert row["retained_accuracy (second judge)"] == 0.98
+    assert "unlearning_accuracy (second judge)" not in _headline({"unlearning_accuracy": 1.0})[0]
