@@ -13,7 +13,8 @@ so the update makes the concept's erased mapping survive K steps of relearning, 
 retention is still judged at θ (after ``lur``'s look-ahead), never at the attacked copy.
 
 Memory over ``lur``: θ saved once (the copy the attack runs on is the model itself, restored
-afterwards), AdamW's two moments — what the simulation needs — and one buffer for ∇L_f(θ_K).
+afterwards), AdamW's two moments — what the simulation needs — and one buffer for ∇L_f(θ_K):
+four fp32 copies of the trainable weights (≈ 13.8 GB for the whole SD-1.5 UNet, 3.4 GB each).
 Cost over ``lur``: K + 1 forward/backward passes a step. ``meta-relearn``
 (erase.robust_step) is the one-step, preconditioned-step version of this rule.
 """
