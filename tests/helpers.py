@@ -215,3 +215,32 @@ def run_benchmark_smoke(name: str, *args, timeout: float = 600) -> subprocess.Co
     )
     assert "Traceback" not in res.stderr, res.stderr[-3000:]
     return res
+
+
+# -- small models for the gradient rules' mathematics (meta, robust and resist steps) ----------
+
+
+def step_context(model):
+    """The ``StepContext`` of a small model: every parameter trainable, one micro-batch."""
+    from erase.meta_step import StepContext
+
+    return StepContext(model=model, params=list(model.parameters()))
+
+
+def flat_grad(model):
+    """Every parameter's ``.grad``, flattened into one vector."""
+    import torch
+
+    return torch.cat([p.grad.flatten() for p in model.parameters()])
+
+
+def mse_closures(xf, yf, xr, yr):
+    """Forget and retain loss closures ``(model_fn, micro) -> MSE`` on fixed data."""
+
+    def forget(model_fn, micro):
+        return (model_fn(xf) - yf).pow(2).mean()
+
+    def retain(model_fn, micro):
+        return (model_fn(xr) - yr).pow(2).mean()
+
+    return forget, retain

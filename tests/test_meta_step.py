@@ -6,6 +6,7 @@ import copy
 
 import pytest
 import torch
+from helpers import mse_closures, step_context
 from torch import nn
 from torch.func import functional_call
 
@@ -24,20 +25,6 @@ def _data(seed=1):
     xf, yf = torch.randn(8, 3, generator=g), torch.randn(8, 2, generator=g)
     xr, yr = torch.randn(8, 3, generator=g), torch.randn(8, 2, generator=g)
     return xf, yf, xr, yr
-
-
-def _closures(xf, yf, xr, yr):
-    def forget(model_fn, micro):
-        return (model_fn(xf) - yf).pow(2).mean()
-
-    def retain(model_fn, micro):
-        return (model_fn(xr) - yr).pow(2).mean()
-
-    return forget, retain
-
-
-def _ctx(model):
-    return StepContext(model=model, params=[p for p in model.parameters()])
 
 
 def _objective(model, forget, retain, alpha, lam, lam0=0.0):
@@ -76,10 +63,10 @@ def _central_differences(J, model, h=1e-6):
 
 def test_second_order_matches_finite_differences():
     model = _mlp()
-    forget, retain = _closures(*_data())
+    forget, retain = mse_closures(*_data())
     alpha, lam = 0.3, 0.7
     cfg = MetaConfig(mode="second_order", inner_lr=alpha, retain_weight=lam, precondition="none")
-    ctx = _ctx(model)
+    ctx = step_context(model)
     meta_gradient(ctx, forget, retain, cfg)
     analytic = torch.cat([p.grad.flatten() for p in model.parameters()])
 
@@ -89,7 +76,10 @@ def test_second_order_matches_finite_differences():
     # and it is not just the first-order gradient: the Hessian term is visible
     m1 = copy.deepcopy(model)
     meta_gradient(
-        _ctx(m1), forget, retain, MetaConfig(inner_lr=alpha, retain_weight=lam, precondition="none")
+        step_context(m1),
+        forget,
+        retain,
+        MetaConfig(inner_lr=alpha, retain_weight=lam, precondition="none"),
     )
     first = torch.cat([p.grad.flatten() for p in m1.parameters()])
     assert (first - analytic).abs().max() > 1e-3
@@ -110,8 +100,8 @@ def test_first_order_equals_exact_when_forget_hessian_is_zero():
 
     cfg = dict(inner_lr=0.2, retain_weight=1.3, precondition="none")
     l1, l2 = copy.deepcopy(lin), copy.deepcopy(lin)
-    meta_gradient(_ctx(l1), forget, retain, MetaConfig(mode="first_order", **cfg))
-    meta_gradient(_ctx(l2), forget, retain, MetaConfig(mode="second_order", **cfg))
+    meta_gradient(step_context(l1), forget, retain, MetaConfig(mode="first_order", **cfg))
+    meta_gradient(step_context(l2), forget, retain, MetaConfig(mode="second_order", **cfg))
     for p, q in zip(l1.parameters(), l2.parameters()):
         # the same gradient through two float64 computations: a few dozen roundings of eps64
         torch.testing.assert_close(p.grad, q.grad, rtol=1e-10, atol=1e-12)
@@ -124,11 +114,11 @@ def test_first_order_equals_exact_when_forget_hessian_is_zero():
 @pytest.mark.parametrize("mode", ["first_order", "second_order"])
 def test_small_alpha_reduces_to_joint(mode):
     model = _mlp()
-    forget, retain = _closures(*_data())
+    forget, retain = mse_closures(*_data())
     mj, mm = copy.deepcopy(model), copy.deepcopy(model)
-    joint_gradient(_ctx(mj), forget, retain, retain_weight=0.5)
+    joint_gradient(step_context(mj), forget, retain, retain_weight=0.5)
     meta_gradient(
-        _ctx(mm),
+        step_context(mm),
         forget,
         retain,
         MetaConfig(mode=mode, inner_lr=1e-9, retain_weight=0.5, precondition="none"),
@@ -142,10 +132,10 @@ def test_small_alpha_reduces_to_joint(mode):
 def test_k_steps_and_flipped_order_match_second_order_at_zero_curvature():
     """K inner steps and the flipped order run, restore θ, and log the right keys."""
     model = _mlp()
-    forget, retain = _closures(*_data())
+    forget, retain = mse_closures(*_data())
     before = [p.detach().clone() for p in model.parameters()]
     stats = meta_gradient(
-        _ctx(model),
+        step_context(model),
         forget,
         retain,
         MetaConfig(inner_lr=0.05, inner_steps=3, order="retain_first", precondition="none"),
@@ -157,7 +147,7 @@ def test_k_steps_and_flipped_order_match_second_order_at_zero_curvature():
     # K=3 differs from K=1
     m1 = _mlp()
     meta_gradient(
-        _ctx(m1),
+        step_context(m1),
         forget,
         retain,
         MetaConfig(inner_lr=0.05, order="retain_first", precondition="none"),
@@ -170,11 +160,13 @@ def test_k_steps_and_flipped_order_match_second_order_at_zero_curvature():
 def test_retain_weight_at_theta_adds_lambda0_times_the_retain_gradient_at_theta(inner_steps):
     """First order: ∇J = (plain meta-gradient) + λ₀ ∇L_r(θ), at θ restored exactly."""
     model = _mlp()
-    forget, retain = _closures(*_data())
+    forget, retain = mse_closures(*_data())
     base = dict(inner_lr=0.2, inner_steps=inner_steps, retain_weight=0.7, precondition="none")
     m0, m1, mr = copy.deepcopy(model), copy.deepcopy(model), copy.deepcopy(model)
-    meta_gradient(_ctx(m0), forget, retain, MetaConfig(**base))
-    stats = meta_gradient(_ctx(m1), forget, retain, MetaConfig(**base, retain_weight_at_theta=1.5))
+    meta_gradient(step_context(m0), forget, retain, MetaConfig(**base))
+    stats = meta_gradient(
+        step_context(m1), forget, retain, MetaConfig(**base, retain_weight_at_theta=1.5)
+    )
     l_r = retain(mr, 0)
     l_r.backward()
     assert stats["loss_retain"] == pytest.approx(float(l_r.detach()), rel=1e-12)
@@ -189,7 +181,7 @@ def test_retain_weight_at_theta_adds_lambda0_times_the_retain_gradient_at_theta(
 
 def test_retain_weight_at_theta_second_order_matches_finite_differences():
     model = _mlp()
-    forget, retain = _closures(*_data())
+    forget, retain = mse_closures(*_data())
     alpha, lam, lam0 = 0.3, 0.7, 0.4
     cfg = MetaConfig(
         mode="second_order",
@@ -198,7 +190,7 @@ def test_retain_weight_at_theta_second_order_matches_finite_differences():
         retain_weight_at_theta=lam0,
         precondition="none",
     )
-    meta_gradient(_ctx(model), forget, retain, cfg)
+    meta_gradient(step_context(model), forget, retain, cfg)
     analytic = torch.cat([p.grad.flatten() for p in model.parameters()])
     numeric = _central_differences(_objective(model, forget, retain, alpha, lam, lam0), model)
     # as test_second_order_matches_finite_differences: truncation ~1e-12, rounding ~2e-10
@@ -208,7 +200,7 @@ def test_retain_weight_at_theta_second_order_matches_finite_differences():
 @pytest.mark.parametrize("mode", ["first_order", "second_order"])
 def test_lookahead_loss_logged_is_the_loss_at_the_lookahead_point(mode):
     model = _mlp()
-    forget, retain = _closures(*_data())
+    forget, retain = mse_closures(*_data())
     alpha = 0.1
     ref = copy.deepcopy(model)
     lf = forget(ref, 0)
@@ -219,8 +211,8 @@ def test_lookahead_loss_logged_is_the_loss_at_the_lookahead_point(mode):
     expected = float(retain(ref, 0))
     cfg = MetaConfig(mode=mode, inner_lr=alpha, precondition="none")
     unmonitored = copy.deepcopy(model)
-    meta_gradient(_ctx(unmonitored), forget, retain, cfg)
-    stats = meta_gradient(_ctx(model), forget, retain, cfg, monitor=True)
+    meta_gradient(step_context(unmonitored), forget, retain, cfg)
+    stats = meta_gradient(step_context(model), forget, retain, cfg, monitor=True)
     # the monitor reads, it does not change the step's gradient
     for p, q in zip(model.parameters(), unmonitored.parameters()):
         assert torch.equal(p.grad, q.grad)

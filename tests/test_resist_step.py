@@ -6,9 +6,10 @@ import copy
 
 import pytest
 import torch
+from helpers import assert_bit_identical, flat_grad, load_weights, mse_closures, step_context
 from torch import nn
 
-from erase.meta_step import MetaConfig, StepContext, meta_gradient
+from erase.meta_step import MetaConfig, meta_gradient
 from erase.resist_step import ResistConfig, resist_gradient
 
 float64 = pytest.mark.usefixtures("float64_default")
@@ -20,25 +21,12 @@ def _setup(seed=3):
     xl = [torch.randn(8, 3, generator=g) for _ in range(4)]
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
-
-    def forget(fn, m):
-        return (fn(xf) - yf).pow(2).mean()
-
-    def retain(fn, m):
-        return (fn(xr) - yr).pow(2).mean()
+    forget, retain = mse_closures(xf, yf, xr, yr)
 
     def relearn(k):
         return lambda fn, m: (fn(xl[k]) - 1.0).pow(2).mean()
 
     return model, forget, retain, relearn
-
-
-def _ctx(model):
-    return StepContext(model=model, params=list(model.parameters()))
-
-
-def _grad(model):
-    return torch.cat([p.grad.flatten() for p in model.parameters()])
 
 
 @float64
@@ -52,19 +40,19 @@ def test_resist_rule_is_lur_plus_the_forget_gradient_after_the_attackers_adamw_s
     m_rule, m_lur, m_att = copy.deepcopy(model), copy.deepcopy(model), copy.deepcopy(model)
     before = [p.detach().clone() for p in m_rule.parameters()]
     stats = resist_gradient(
-        _ctx(m_rule), forget, retain, [relearn(k) for k in range(steps)], meta, cfg
+        step_context(m_rule), forget, retain, [relearn(k) for k in range(steps)], meta, cfg
     )
     for p, q in zip(m_rule.parameters(), before):
         assert torch.equal(p.detach(), q)
-    meta_gradient(_ctx(m_lur), forget, retain, meta)
+    meta_gradient(step_context(m_lur), forget, retain, meta)
     opt = torch.optim.AdamW(m_att.parameters(), lr=0.02, weight_decay=0.0)
     for k in range(steps):
         opt.zero_grad()
         relearn(k)(m_att, 0).backward()
         opt.step()
     g_fa = torch.autograd.grad(forget(m_att, 0), list(m_att.parameters()))
-    expected = _grad(m_lur) + 0.7 * torch.cat([g.flatten() for g in g_fa])
-    torch.testing.assert_close(_grad(m_rule), expected, rtol=1e-10, atol=1e-12)
+    expected = flat_grad(m_lur) + 0.7 * torch.cat([g.flatten() for g in g_fa])
+    torch.testing.assert_close(flat_grad(m_rule), expected, rtol=1e-10, atol=1e-12)
     if steps > 1:  # the simulated attacker really relearns
         assert stats["loss_relearn_last"] < stats["loss_relearn"]
     with torch.no_grad():
@@ -77,9 +65,9 @@ def test_resist_weight_zero_is_lur():
     meta = MetaConfig(inner_lr=0.05, retain_weight=0.5, precondition="none")
     a, b = copy.deepcopy(model), copy.deepcopy(model)
     no_weight = ResistConfig(steps=2, lr=0.02, weight=0.0)
-    resist_gradient(_ctx(a), forget, retain, [relearn(0), relearn(1)], meta, no_weight)
-    meta_gradient(_ctx(b), forget, retain, meta)
-    torch.testing.assert_close(_grad(a), _grad(b), rtol=1e-12, atol=1e-14)
+    resist_gradient(step_context(a), forget, retain, [relearn(0), relearn(1)], meta, no_weight)
+    meta_gradient(step_context(b), forget, retain, meta)
+    torch.testing.assert_close(flat_grad(a), flat_grad(b), rtol=1e-12, atol=1e-14)
 
 
 def test_resist_config_refuses_bad_values():
@@ -90,8 +78,6 @@ def test_resist_config_refuses_bad_values():
 
 
 def _erase_class(out, method: str, *flags) -> dict:
-    from helpers import load_weights
-
     from erase.cli import erase_class
 
     erase_class.run(
@@ -113,7 +99,7 @@ def test_lur_resist_without_its_term_is_lur_bit_for_bit_and_with_it_moves_elsewh
     lur = _erase_class(tmp_path / "lur", "lur", "--retain_weight", 1)
     w0 = _erase_class(tmp_path / "w0", "lur-resist", "--resist_weight", 0, "--resist_steps", 2)
     w1 = _erase_class(tmp_path / "w1", "lur-resist", "--resist_steps", 2)
-    assert all(torch.equal(lur[k], w0[k]) for k in lur)
+    assert_bit_identical(lur, w0)
     moved = max(float((lur[k] - w1[k]).abs().max()) for k in lur)
     assert moved > 1e-5  # about the learning rate (1e-4) on some coordinates
     meta = json.loads((tmp_path / "w1" / "erase_config.json").read_text())["meta"]

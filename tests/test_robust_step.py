@@ -6,10 +6,11 @@ import copy
 
 import pytest
 import torch
+from helpers import flat_grad, mse_closures, step_context
 from torch import nn
 from torch.func import functional_call
 
-from erase.meta_step import MetaConfig, StepContext, meta_gradient
+from erase.meta_step import MetaConfig, meta_gradient
 from erase.robust_step import RobustConfig, adversarial_gradient, relearn_gradient
 
 pytestmark = pytest.mark.usefixtures("float64_default")
@@ -18,14 +19,6 @@ pytestmark = pytest.mark.usefixtures("float64_default")
 def _data(seed=1):
     g = torch.Generator().manual_seed(seed)
     return [torch.randn(8, n, generator=g) for n in (3, 2, 3, 2, 3)] + [torch.randn(2, generator=g)]
-
-
-def _ctx(model):
-    return StepContext(model=model, params=list(model.parameters()))
-
-
-def _grad(model):
-    return torch.cat([p.grad.flatten() for p in model.parameters()])
 
 
 def test_relearn_rule_is_the_gradient_of_its_objective():
@@ -49,8 +42,8 @@ def test_relearn_rule_is_the_gradient_of_its_objective():
     meta = MetaConfig(inner_lr=alpha, retain_weight=0.0, precondition="none")
     robust = RobustConfig(relearn_scale=scale, weight=w)
     before = [p.detach().clone() for p in model.parameters()]
-    stats = relearn_gradient(_ctx(model), forget, retain, relearn, meta, robust)
-    analytic = _grad(model)
+    stats = relearn_gradient(step_context(model), forget, retain, relearn, meta, robust)
+    analytic = flat_grad(model)
     for p, q in zip(model.parameters(), before):  # θ is restored after the look-ahead
         torch.testing.assert_close(p.detach(), q, rtol=0, atol=1e-14)
     assert {"loss_relearn", "loss_forget_relearned", "loss_forget"} <= set(stats)
@@ -74,8 +67,8 @@ def test_relearn_rule_is_the_gradient_of_its_objective():
     torch.testing.assert_close(analytic, numeric, rtol=1e-6, atol=1e-9)
     # and the relearning term is really there
     plain = copy.deepcopy(model)
-    meta_gradient(_ctx(plain), forget, retain, meta)
-    assert (_grad(plain) - analytic).abs().max() > 1e-3
+    meta_gradient(step_context(plain), forget, retain, meta)
+    assert (flat_grad(plain) - analytic).abs().max() > 1e-3
 
 
 def test_relearn_rule_adds_the_forget_gradient_at_the_relearned_point_to_lur():
@@ -83,12 +76,7 @@ def test_relearn_rule_adds_the_forget_gradient_at_the_relearned_point_to_lur():
     xf, yf, xr, yr, xl, _ = _data(2)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2))
-
-    def forget(fn, m):
-        return (fn(xf) - yf).pow(2).mean()
-
-    def retain(fn, m):
-        return (fn(xr) - yr).pow(2).mean()
+    forget, retain = mse_closures(xf, yf, xr, yr)
 
     def relearn(fn, m):
         return fn(xl).pow(2).mean()
@@ -96,15 +84,15 @@ def test_relearn_rule_adds_the_forget_gradient_at_the_relearned_point_to_lur():
     meta = MetaConfig(inner_lr=0.1, retain_weight=0.5, precondition="none")
     robust = RobustConfig(relearn_scale=3.0, weight=0.8)
     m_rule, m_lur, m_ahead = copy.deepcopy(model), copy.deepcopy(model), copy.deepcopy(model)
-    relearn_gradient(_ctx(m_rule), forget, retain, relearn, meta, robust)
-    meta_gradient(_ctx(m_lur), forget, retain, meta)
+    relearn_gradient(step_context(m_rule), forget, retain, relearn, meta, robust)
+    meta_gradient(step_context(m_lur), forget, retain, meta)
     g_rl = torch.autograd.grad(relearn(m_ahead, 0), list(m_ahead.parameters()))
     with torch.no_grad():
         for p, g in zip(m_ahead.parameters(), g_rl):
             p.sub_(0.1 * 3.0 * g)
     g_fa = torch.autograd.grad(forget(m_ahead, 0), list(m_ahead.parameters()))
-    expected = _grad(m_lur) + 0.8 * torch.cat([g.flatten() for g in g_fa])
-    torch.testing.assert_close(_grad(m_rule), expected, rtol=1e-10, atol=1e-12)
+    expected = flat_grad(m_lur) + 0.8 * torch.cat([g.flatten() for g in g_fa])
+    torch.testing.assert_close(flat_grad(m_rule), expected, rtol=1e-10, atol=1e-12)
 
 
 class _CondNet(nn.Module):
@@ -140,7 +128,9 @@ def test_adversarial_rule_takes_the_forget_loss_at_the_worst_nearby_condition():
     rho = 0.2
     meta = MetaConfig(inner_lr=0.1, retain_weight=0.0, precondition="none")
     m_rule, m_ref = copy.deepcopy(model), copy.deepcopy(model)
-    stats = adversarial_gradient(_ctx(m_rule), forget, retain, meta, RobustConfig(adv_radius=rho))
+    stats = adversarial_gradient(
+        step_context(m_rule), forget, retain, meta, RobustConfig(adv_radius=rho)
+    )
 
     cc = c.clone().requires_grad_(True)
     (gc,) = torch.autograd.grad(forget_at(cc)(m_ref, 0), [cc])
@@ -148,6 +138,6 @@ def test_adversarial_rule_takes_the_forget_loss_at_the_worst_nearby_condition():
     c_adv = c + rho * c.flatten(1).norm(dim=1).view(-1, 1, 1) * gc / per
     loss_adv = forget_at(c_adv)(m_ref, 0)
     expected = torch.autograd.grad(loss_adv, list(m_ref.parameters()))
-    torch.testing.assert_close(_grad(m_rule), torch.cat([e.flatten() for e in expected]))
+    torch.testing.assert_close(flat_grad(m_rule), torch.cat([e.flatten() for e in expected]))
     assert stats["loss_forget"] > stats["loss_forget_clean"]  # the step ascends
     assert stats["loss_forget"] == pytest.approx(float(loss_adv.detach()), rel=1e-12)
