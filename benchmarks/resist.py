@@ -54,8 +54,8 @@ def parse_args(argv=None):
     p.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = p.parse_args(argv)
     args.relearn_steps, args.benign_steps, args.gap = RELEARN_STEPS, BENIGN_STEPS, True
-    if args.smoke:  # no Avg. Gap: its probe has fixed, full-size settings (minutes)
-        args.gap = False  # the original stands in for the reference: the plumbing, not the floor
+    if args.smoke:  # the original stands in for the reference: the plumbing, not the floor
+        args.gap = False  # no Avg. Gap: its probe has fixed, full-size settings (minutes)
         args.digits, args.methods, args.samples = [7], ["lur-resist"], 2
         args.reference = str(ROOT / "erase" / "assets" / "digits_ddpm")
         args.erase_flags = " ".join([*CLASS_SMOKE, "--stop_at_erased", "off"])
@@ -74,16 +74,13 @@ def erase(run_dir: Path, digit: int, method: str, reference: str, args) -> dict:
 
 
 def attack(model: str, out: Path, digit: int, name: str, args) -> dict:
-    if (out / "attack.json").is_file():
-        return json.loads((out / "attack.json").read_text())
-    from erase.cli import attack as attack_cli
+    from robustness import attack_once
 
     steps = args.relearn_steps if name == "relearn" else args.benign_steps
-    flags = [model, "--forget_class", str(digit), "--attack", name]
+    flags = ["--forget_class", str(digit), "--attack", name]
     flags += ["--relearn_steps", *map(str, steps), "--samples", str(args.samples)]
     flags += ["--seed", str(args.seed), "--check_judge", "digits-svm"]
-    flags += [*args.attack_flags.split(), "--output_dir", str(out), "--overwrite"]
-    return attack_cli.run(attack_cli.parse_args(flags))
+    return attack_once(model, out, [*flags, *args.attack_flags.split()])
 
 
 def row(digit: int, method: str, metrics: dict, attacks: dict, ref_attacks: dict) -> dict:

@@ -87,7 +87,9 @@ def _relearn_flags(args) -> list[str]:
     return ["--relearn_steps", *steps, "--relearn_images", str(args.relearn_images)]
 
 
-def _attack(model, out: Path, flags: list[str]):
+def attack_once(model, out: Path, flags: list[str]) -> dict:
+    """``eval/attack.py MODEL --output_dir OUT FLAGS``, or its ``attack.json`` when ``OUT``
+    already holds one (benchmarks resume)."""
     from erase.cli import attack
 
     if (out / "attack.json").is_file():
@@ -109,7 +111,7 @@ def attack_run(
         )
         flags += ["--samples", "2"] if target[0] == "--forget_class" else ["--max_prompts", "1"]
         flags += [] if target[0] == "--forget_class" else ["--seeds", "0"]
-    return _attack(str(run_dir), Path(run_dir) / f"attack-{attack}", [*flags, *extra])
+    return attack_once(str(run_dir), Path(run_dir) / f"attack-{attack}", [*flags, *extra])
 
 
 def summarize_attacks(results: list[dict]) -> dict:
@@ -149,14 +151,14 @@ def _erase_and_attack(args, out: Path, script: str, target, specs, erase_extra, 
     erased with ``target`` + its knobs + ``erase_extra``, then attacked with each of
     ``attacks`` (attack name → flags). Finished erasures and attacks are reused."""
     for name, flags in [] if args.no_original else attacks.items():
-        _attack("embedded", out / "original" / f"attack-{name}", flags)
+        attack_once("embedded", out / "original" / f"attack-{name}", flags)
     for spec in specs:
         method, knobs = method_flags(spec)
         run_dir = out / spec
         flags = [*target, "--method", method, "--seed", str(args.seed), *knobs, *erase_extra]
         _erase(script, run_dir, flags)
         for name, attack_flags in attacks.items():
-            _attack(str(run_dir), run_dir / f"attack-{name}", attack_flags)
+            attack_once(str(run_dir), run_dir / f"attack-{name}", attack_flags)
 
 
 def run_class(args, out: Path) -> None:
