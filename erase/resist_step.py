@@ -49,30 +49,15 @@ class ResistConfig:
         return asdict(self)
 
 
-@torch.no_grad()
-def _adamw_step(params, grads, m, v, step: int, cfg: ResistConfig) -> None:
-    """One AdamW step (weight decay 0) on ``params`` with moments ``m``, ``v``: torch.optim's
-    update, written out so that its state lives in buffers this rule owns and frees."""
-    b1, b2 = cfg.betas
-    torch._foreach_lerp_(m, grads, 1 - b1)
-    torch._foreach_mul_(v, b2)
-    torch._foreach_addcmul_(v, grads, grads, value=1 - b2)
-    bias1, bias2 = 1 - b1**step, 1 - b2**step
-    denom = torch._foreach_sqrt(v)
-    torch._foreach_div_(denom, bias2**0.5)
-    torch._foreach_add_(denom, 1e-8)
-    torch._foreach_addcdiv_(params, m, denom, value=-cfg.lr / bias1)
-
-
 def simulate_attack(ctx: StepContext, relearn_steps, cfg: ResistConfig) -> list[float]:
-    """Run K AdamW steps of the attacker on the model's own weights; returns the relearning
-    losses. ``relearn_steps[k]`` is the loss closure of attack step k. The caller restores θ."""
-    m = [torch.zeros_like(p) for p in ctx.params]
-    v = [torch.zeros_like(p) for p in ctx.params]
+    """Run K steps of the attacker (a fresh ``torch.optim.AdamW``, weight decay 0) on the
+    model's own weights; returns the relearning losses. ``relearn_steps[k]`` is the loss closure
+    of attack step k. The caller restores θ; the attacker's moments go with it."""
+    attacker = torch.optim.AdamW(ctx.params, lr=cfg.lr, betas=cfg.betas, weight_decay=0.0)
     losses = []
-    for k, relearn in enumerate(relearn_steps):
+    for relearn in relearn_steps:
         losses.append(accumulate_grad(ctx, relearn))
-        _adamw_step(ctx.params, _take_grads(ctx.params), m, v, k + 1, cfg)
+        attacker.step()
     return losses
 
 
