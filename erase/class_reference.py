@@ -13,7 +13,14 @@ from pathlib import Path
 
 from .attacks.relearn import RELEARN_DEFAULTS
 from .errors import EraseError
-from .reference_gap import RELEARN_STEPS, cached_measures, gap_record, measures_from, summary_line
+from .reference_gap import (
+    RELEARN_STEPS,
+    cached_measures,
+    gap_record,
+    measures_dir,
+    measures_from,
+    summary_line,
+)
 
 
 def reference_folders(specs: list[str], forget_classes) -> list[Path]:
@@ -99,7 +106,7 @@ def class_gap(out: Path, args, metrics: dict, classifier, eval_cfg, real_by_clas
     run = measures(out, out / "reference_gap" / "relearn", metrics)
     settings = {"eval": eval_cfg, "relearn": relearn, "forget": sorted(args.forget_class)}
     references = [
-        cached_measures(f, settings, lambda f=f: measures(f, f / "measures" / "relearn"))
+        cached_measures(f, settings, lambda f=f: measures(f, measures_dir(f) / "relearn"))
         for f in refs
     ]
     record = gap_record(run, references)

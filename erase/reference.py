@@ -61,6 +61,59 @@ def digits_reference(forget_classes, seed: int = 0, progress: bool = True) -> Pa
     return folder
 
 
+def concept_reference_path(concepts, seed: int = 0) -> Path:
+    return references_dir() / f"tiny_sd-without-{'-'.join(sorted(set(concepts)))}-seed{seed}"
+
+
+def concept_reference(concepts, seed: int = 0) -> Path:
+    """The tiny text-to-image world retrained without ``concepts`` (digit words, styles; cached).
+
+    The committed pipeline's recipe (``train_tiny_sd``'s defaults: VAE, then UNet and text
+    encoder, one CPU thread) without those images and so without their prompts; judged by the
+    committed judge. About 25 minutes on one CPU core.
+    """
+    from .embedded.tiny_sd import _is_pipeline_dir, excluded_concepts
+
+    names = excluded_concepts(concepts)
+    folder = concept_reference_path(names, seed)
+    if _is_pipeline_dir(folder) and (folder / "world.json").exists():
+        return folder
+    import torch
+
+    from .embedded.digits import ASSETS_DIR
+    from .embedded.judge import JUDGE_ASSET, load_judge
+    from .embedded.tiny_sd import train_tiny_sd
+
+    print(
+        f"training the exact-unlearning reference (tiny SD without {sorted(names)}, seed {seed}; "
+        f"about 25 minutes on one CPU core) -> {folder}",
+        file=sys.stderr,
+    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the committed pipeline's setting: same kernels, same recipe
+    try:
+        train_tiny_sd(folder, seed=seed, judge=load_judge(ASSETS_DIR / JUDGE_ASSET), exclude=names)
+    finally:
+        torch.set_num_threads(threads)
+    return folder
+
+
+def resolve_concept_reference(spec: str | None, concepts, seed: int = 0) -> Path | None:
+    """``--reference`` of a concept erasure: ``auto`` (the tiny world retrained without the
+    concept, cached), a pipeline folder trained without it, or None."""
+    if spec is None or spec == "off":
+        return None
+    if spec == "auto":
+        return concept_reference(concepts, seed)
+    folder = Path(spec)
+    if not (folder / "unet" / "config.json").exists():
+        raise EraseError(
+            f"--reference {spec!r} is not a pipeline folder with unet/config.json; pass a model "
+            "retrained without the concept (scripts/train_tiny_sd.py --exclude_concept C) or auto"
+        )
+    return folder
+
+
 def resolve_reference(spec: str | None, forget_classes, seed: int = 0) -> Path | None:
     """``--reference``: ``auto`` (the digits world's cached reference, trained if missing), a
     folder (a model of the same family trained without the concept), or None."""
@@ -83,4 +136,6 @@ def training_cost(folder: Path) -> dict:
     if not world_file.exists():
         return {}
     t = json.loads(world_file.read_text()).get("training", {})
-    return {k: t[k] for k in ("steps", "seconds", "batch_size", "threads") if k in t}
+    keys = ("steps", "seconds", "batch_size", "threads")
+    keys += ("vae_steps", "unet_steps", "train_seconds", "excluded", "unet_training_images")
+    return {k: t[k] for k in keys if k in t}

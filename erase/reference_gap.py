@@ -31,6 +31,12 @@ def measures_from(metrics: dict, curve: list[dict] | None) -> dict:
         "kept": metrics["retained_accuracy"],
         "fid": metrics.get("fid_remaining"),
     }
+    return measures_from_concept(m, curve)
+
+
+def measures_from_concept(measures: dict, curve: list[dict] | None) -> dict:
+    """``measures`` (erased, kept, fid) with the relearning curve's shares added."""
+    m = dict(measures)
     for point in curve or []:
         m[f"relearn@{point['steps']}"] = point["share"]
     return m
@@ -74,12 +80,29 @@ def _key(settings: dict) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
+def measures_dir(folder: Path) -> Path:
+    """The cache of one reference's measures, in the user cache and never in the reference's
+    folder (it may be a read-only or shared model folder): keyed by the folder's absolute path
+    and its UNet weights' size and time, so a retrained reference is measured afresh."""
+    from .embedded.digits import cache_dir
+
+    folder = Path(folder).resolve()
+    weights = sorted((folder / "unet").glob("*.safetensors")) or sorted((folder / "unet").glob("*"))
+    stamp = [(w.name, w.stat().st_size, w.stat().st_mtime_ns) for w in weights]
+    key = _key({"folder": str(folder), "weights": stamp})
+    return cache_dir() / "reference-measures" / f"{folder.name}-{key}"
+
+
 def cached_measures(folder: Path, settings: dict, compute) -> dict:
-    """A reference's measures are the same for every run judged alike: cache them beside it."""
-    path = Path(folder) / "measures" / f"{_key(settings)}.json"
+    """A reference's measures are the same for every run judged alike: cache them (in the user
+    cache, :func:`measures_dir`)."""
+    path = measures_dir(folder) / f"{_key(settings)}.json"
+    legacy = Path(folder) / "measures" / path.name  # where earlier versions cached them
+    path = legacy if legacy.exists() and not path.exists() else path
     if path.exists():
         return json.loads(path.read_text())["measures"]
     measures = compute()
+    path = measures_dir(folder) / path.name
     atomic_write_json(path, {"settings": settings, "measures": measures})
     return measures
 

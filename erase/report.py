@@ -115,12 +115,30 @@ def _headline(met: dict) -> tuple[dict, dict]:
     for k in ("unlearning_accuracy", "retained_accuracy"):  # the second judge, beside the first
         if _number(check.get(k)) is not None:
             row[f"{k} (second judge)"] = _number(check[k])
+    row.update(_gap_columns(met.get("reference_gap")))
     per_class = dict(after.get("per_class_accuracy") or {})
     digits = after.get("per_digit_accuracy") or {}
     order = [w for w in _DIGIT_WORDS if w in digits] + [w for w in digits if w not in _DIGIT_WORDS]
     per_class.update({w: digits[w] for w in order})
     per_class.update({f"style {k}": v for k, v in (after.get("per_style_accuracy") or {}).items()})
     return row, {str(c): v for c, v in per_class.items() if _number(v) is not None}
+
+
+def _gap_columns(record) -> dict:
+    """The gap to the exact-unlearning reference (``--reference``), beside the headline."""
+    if not isinstance(record, dict) or not isinstance(record.get("gap"), dict):
+        return {}
+    cols = {}
+    if _number(record["gap"].get("avg_gap")) is not None:
+        cols["Avg. Gap to reference"] = record["gap"]["avg_gap"]
+    run, ref = record.get("run", {}), record.get("reference", {})
+    for k in ("erased", "relearn@10"):
+        if _number(run.get(k)) is not None and _number(ref.get(k)) is not None:
+            cols[f"{k} (run vs reference)"] = f"{_fmt(run[k])} vs {_fmt(ref[k])}"
+    floor = (record.get("noise_floor") or {}).get("avg_gap")
+    if _number(floor) is not None:
+        cols["noise floor (two references)"] = floor
+    return cols
 
 
 def _read_json(path: Path):

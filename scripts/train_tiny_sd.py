@@ -2,6 +2,11 @@
 
     python scripts/train_tiny_sd.py                     # writes erase/assets/tiny_sd{,_judge.safetensors}
     python scripts/train_tiny_sd.py --output_dir out/   # somewhere else
+    python scripts/train_tiny_sd.py --exclude_concept thick --output_dir ref/  # a reference
+
+``--exclude_concept`` trains the exact-unlearning reference of a concept erasure (digit words,
+styles): the same recipe without those images and their prompts, judged by the committed judge
+(``erase_concept --reference auto`` trains and caches it for you).
 
 Fixed seeds make the run repeatable on one machine (CPU kernels may differ across machines).
 """
@@ -18,7 +23,7 @@ import torch
 
 from erase.embedded.digits import ASSETS_DIR
 from erase.embedded.judge import JUDGE_ASSET, load_judge, save_judge, train_judge
-from erase.embedded.tiny_sd import ASSET_NAME, train_tiny_sd
+from erase.embedded.tiny_sd import ASSET_NAME, excluded_concepts, train_tiny_sd
 from erase.errors import EraseError, cli_main
 from erase.io import ensure_writable_dir
 
@@ -39,9 +44,18 @@ def parse_args(argv=None):
     p.add_argument("--learning_rate", type=float, default=1e-3, help="UNet learning rate")
     p.add_argument("--eval_images_per_class", type=int, default=30)
     p.add_argument(
+        "--exclude_concept",
+        nargs="+",
+        default=(),
+        help="train without these digit words / styles (the exact-unlearning reference; "
+        "implies the committed judge; default: none)",
+    )
+    p.add_argument(
         "--num_threads", type=int, default=1, help="torch CPU threads (the assets were made with 1)"
     )
     args = p.parse_args(argv)
+    if args.exclude_concept and args.output_dir == ASSETS_DIR:
+        p.error("--exclude_concept trains a reference: give it its own --output_dir")
     for name in ("judge_steps", "vae_steps", "unet_steps", "train_batch_size", "vae_batch_size"):
         if getattr(args, name) < 1:
             p.error(f"--{name} must be positive")
@@ -54,9 +68,12 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     if args.num_threads:
         torch.set_num_threads(args.num_threads)
+    exclude = excluded_concepts(args.exclude_concept)
     out = ensure_writable_dir(args.output_dir)
     judge_file = out / JUDGE_ASSET
-    if args.skip_judge:
+    if exclude:  # a reference is judged by the judge of the original it stands beside
+        judge_file = ASSETS_DIR / JUDGE_ASSET
+    elif args.skip_judge:
         if not judge_file.exists():
             raise EraseError(f"--skip_judge but {str(judge_file)!r} is missing; drop --skip_judge")
     else:
@@ -77,6 +94,7 @@ def main(argv=None):
         unet_lr=args.learning_rate,
         eval_images_per_class=args.eval_images_per_class,
         judge=judge,
+        exclude=exclude,
     )
     print(json.dumps(world, indent=2))
 

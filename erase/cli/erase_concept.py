@@ -93,6 +93,16 @@ def build_parser() -> argparse.ArgumentParser:
     u.add_argument("--uce_erase_scale", type=float, default=1.0, help="s_e")
     add_training_args(p, steps=100, lr=1e-4, batch=16, methods=CONCEPT_METHODS)
     add_judge_args(p)
+    p.add_argument(
+        "--reference",
+        nargs="+",
+        default=None,
+        help="measure the run against exact unlearning (embedded world): 'auto' (the tiny "
+        "world retrained without the concept's images and prompts, trained once into the "
+        "cache, ~25 min a seed on a CPU) or folder(s) of a pipeline retrained without it "
+        "(scripts/train_tiny_sd.py --exclude_concept C); a second one ('auto auto': seed 1) "
+        "gives the noise floor (default: no reference)",
+    )
     return p
 
 
@@ -264,8 +274,34 @@ def resolve_inputs(args):
         args.stop_at_erased = "off"  # one edit, no steps to stop between
     judge = concept_judge(args, concept) if args.stop_at_erased != "off" else None
     rule = resolve_rule(args, judge is not None, 100)
+    check_reference_args(args, concept)
     out = prepare_output_dir(args.output_dir, args.overwrite, args.resume_from_checkpoint)
     return concept, retain, method, (rule, judge), out
+
+
+def check_reference_args(args, concept) -> None:
+    """``--reference`` before any work: the embedded world (its judge measures both models),
+    a concept it knows, folders that exist."""
+    if not args.reference:
+        return
+    from erase.concept_reference import reference_concepts
+
+    if args.pretrained_model_name_or_path is not None or args.no_eval:
+        raise EraseError(
+            "--reference measures the run and the reference with the embedded world's judge; "
+            "it needs the embedded world and its evaluation (drop --pretrained_model_name_or_"
+            "path / --no_eval, or drop --reference and run eval/attack.py --reference REF)"
+        )
+    if len(args.reference) > 2:
+        raise EraseError("--reference takes one or two references (the second: the noise floor)")
+    reference_concepts(concept.name)
+    for spec in args.reference:
+        if spec != "auto" and not (Path(spec) / "unet" / "config.json").exists():
+            raise EraseError(
+                f"--reference {spec!r} is not a pipeline folder with unet/config.json; pass a "
+                "pipeline retrained without the concept (scripts/train_tiny_sd.py "
+                "--exclude_concept C) or auto"
+            )
 
 
 def add_lora(unet, rank: int):
@@ -396,6 +432,10 @@ def model_card(config: dict, metrics: dict | None) -> str:
             if b == b and a == a:  # skip NaN (not applicable)
                 lines.append(f"| {k} | {b:.3f} | {a:.3f} |")
         lines += ["", metrics.get("conventions", "")]
+    if metrics and "reference_gap" in metrics:
+        from erase.reference_gap import summary_line
+
+        lines += ["", summary_line(metrics["reference_gap"]).capitalize() + "."]
     cls = config.get("pipeline_class", "StableDiffusionPipeline")
     lines += ["", "## Load", "", "```python", f"from diffusers import {cls}"]
     if config["save_format"] == "pipeline":
@@ -798,6 +838,13 @@ def run(args):
         atomic_write_json(out / "metrics.json", metrics)
     pipe.unet = unet
     save_outputs(pipe, unet, out, args.save_format)
+    if metrics is not None and args.reference:  # measured on the saved pipeline, as a user would
+        from erase.concept_reference import concept_gap
+
+        metrics["reference_gap"] = concept_gap(
+            out, args, metrics, concept, args.eval_images_per_class
+        )
+        atomic_write_json(out / "metrics.json", metrics)
     save_run_records(out, config, log, f"erase {concept.name} with {method.name}")
     atomic_write_text(out / "README.md", model_card(config, metrics))
     mark_complete(acc, out)

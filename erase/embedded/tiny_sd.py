@@ -302,11 +302,17 @@ def train_tiny_sd(
     eval_images_per_class: int = 30,
     judge=None,
     train_text_encoder: bool = True,
+    exclude: tuple[str, ...] = (),
 ):
     """Train the tiny SD (VAE, then UNet on its latents) and save it atomically to ``output_dir``.
 
     The text encoder (a small CLIP text model) is trained jointly with the UNet by default;
     erasure methods then freeze it, as they do with Stable Diffusion's.
+    ``exclude`` (digit words and styles) trains the exact-unlearning reference: the UNet and
+    the text encoder never see those images nor, therefore, their prompts (a prompt is only
+    ever drawn for an image it describes). The VAE, a codec that no erasure method or attack
+    touches, is trained on every image as the original's is: with the same seed it is the
+    original's VAE, so reference and erased models decode alike.
     Returns the ``world.json`` dictionary.
     """
     from ..io import atomic_dir, atomic_write_json
@@ -319,6 +325,7 @@ def train_tiny_sd(
     flat = images.flatten(0, 1)
     digits = labels.repeat(n_styles)
     styles = torch.arange(n_styles).repeat_interleave(n)
+    keep = kept_for_training(digits, styles, exclude)
 
     vae, mean, std, vae_mse = _train_scaled_vae(
         flat, vae_steps, vae_batch_size, vae_lr, kl_weight, gen
@@ -330,10 +337,10 @@ def train_tiny_sd(
     t_vae = time.time() - t_start
 
     unet, text_encoder = train_unet(
-        mean * scaling,
-        std * scaling,
-        digits,
-        styles,
+        mean[keep] * scaling,
+        std[keep] * scaling,
+        digits[keep],
+        styles[keep],
         text_encoder,
         prompt_ids,
         unet_steps,
@@ -357,6 +364,9 @@ def train_tiny_sd(
         "vae_seconds": round(t_vae, 1),
         "train_seconds": round(train_seconds, 1),
     }
+    if exclude:
+        training["excluded"] = sorted(exclude)
+        training["unet_training_images"] = int(keep.sum())
     world = _tiny_sd_world(seed, training)
     if evaluate:
         world["quality"] = evaluate_pipeline(
@@ -366,6 +376,33 @@ def train_tiny_sd(
         pipe.save_pretrained(tmp, safe_serialization=True)
         atomic_write_json(Path(tmp) / WORLD_FILE, world)
     return world
+
+
+def excluded_concepts(names) -> tuple[str, ...]:
+    """Validate ``--exclude_concept`` names: digit words and styles of the world."""
+    names = tuple(dict.fromkeys(str(n) for n in names))
+    unknown = [n for n in names if n not in DIGIT_WORDS and n not in STYLES]
+    if unknown:
+        raise EraseError(
+            f"cannot exclude {unknown}: the tiny SD world's concepts are the digit words "
+            f"{DIGIT_WORDS} and the styles {STYLES}"
+        )
+    if len([n for n in names if n in STYLES]) == len(STYLES) or len(
+        [n for n in names if n in DIGIT_WORDS]
+    ) == len(DIGIT_WORDS):
+        raise EraseError(f"excluding {list(names)} leaves no training image; exclude fewer")
+    return names
+
+
+def kept_for_training(digits: torch.Tensor, styles: torch.Tensor, exclude) -> torch.Tensor:
+    """Mask of the training images that show none of the ``exclude`` digit words or styles."""
+    keep = torch.ones(len(digits), dtype=torch.bool)
+    for name in excluded_concepts(exclude):
+        if name in DIGIT_WORDS:
+            keep &= digits != DIGIT_WORDS.index(name)
+        else:
+            keep &= styles != STYLES.index(name)
+    return keep
 
 
 def _train_scaled_vae(flat, steps, batch_size, lr, kl_weight, gen):

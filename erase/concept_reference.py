@@ -1,0 +1,126 @@
+"""The concept task's gap to exact unlearning: the run and its references, measured alike.
+
+On the embedded text-to-image world every model — the erased run, the reference (the tiny
+world retrained without the concept's images and prompts, :func:`erase.reference.concept_reference`)
+and an optional second reference of another seed (the noise floor) — is judged by the world's
+judge on the same prompts and seeds (``evaluate_world``) and attacked with the same relearning
+probe (``eval/attack.py --attack relearn``: the original's images of the concept, AdamW 1e-4,
+batch 32, judged after 5, 10 and 20 steps). Erased share and kept accuracy are the comparison
+tables' (``benchmarks/frontier.py``): erased = 1 − the forget digit's (or style's) accuracy,
+kept = the mean of the other digits' and other styles' accuracies.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from .errors import EraseError
+from .reference_gap import RELEARN_STEPS, cached_measures, gap_record, summary_line
+
+# The relearning probe: judged images per curve point (prompts × seeds, at least this many),
+# and the attack's own defaults for the rest (None); tests shrink it.
+RELEARN_PROBE = {
+    "samples": 50,
+    "steps": list(RELEARN_STEPS),
+    "n_images": None,
+    "batch": None,
+    "num_inference_steps": None,
+}
+
+
+def concept_measures(metrics: dict) -> dict:
+    """Erased share and kept accuracy of one model from its ``summarize`` metrics."""
+    kind = "digit" if metrics["erased_digits"] else "style"
+    other = (metrics["other_digits_accuracy_after"] + metrics["other_styles_accuracy_after"]) / 2
+    return {"erased": 1 - metrics[f"forget_{kind}_accuracy_after"], "kept": other, "fid": None}
+
+
+def reference_concepts(concept_name: str) -> list[str]:
+    """The world's digit words and styles in a concept's name; an error when there are none."""
+    from .concept_eval import concept_words
+
+    words = concept_words(concept_name)
+    if not words:
+        raise EraseError(
+            f"--reference measures with the embedded world's judge, which knows digit words and "
+            f"styles; {concept_name!r} is neither (pass --reference off)"
+        )
+    return words
+
+
+def reference_folders(specs: list[str], concept_name: str) -> list[Path]:
+    """``auto`` at position i is the cached tiny-world reference of seed i; else a folder."""
+    from .reference import resolve_concept_reference
+
+    if len(specs) > 2:
+        raise EraseError("--reference takes one or two references (the second: the noise floor)")
+    words = reference_concepts(concept_name)
+    return [resolve_concept_reference(s, words, seed=i) for i, s in enumerate(specs)]
+
+
+def relearn_settings(concept_name: str, n_prompts: int, seed: int) -> dict:
+    from .attacks.relearn import RELEARN_DEFAULTS
+
+    probe = RELEARN_PROBE
+    return {
+        "concept": concept_name,
+        "steps": list(probe["steps"]),
+        "n_images": probe["n_images"] or RELEARN_DEFAULTS["n_images"],
+        "lr": RELEARN_DEFAULTS["lr"],
+        "batch": probe["batch"] or RELEARN_DEFAULTS["batch"],
+        "seeds": list(range(math.ceil(probe["samples"] / max(n_prompts, 1)))),
+        "seed": seed,
+        "num_inference_steps": probe["num_inference_steps"],
+    }
+
+
+def relearn_share_curve(model_dir: Path, original: str, settings: dict, workdir: Path):
+    """The relearning curve of the pipeline in ``model_dir``: ``eval/attack.py`` itself."""
+    from .cli import attack
+
+    flags = [str(model_dir), "--output_dir", str(workdir), "--overwrite", "--attack", "relearn"]
+    flags += ["--concept", settings["concept"], "--original", original]
+    flags += ["--relearn_steps", *map(str, settings["steps"]), "--seed", str(settings["seed"])]
+    flags += ["--seeds", *map(str, settings["seeds"])]
+    flags += ["--relearn_images", str(settings["n_images"])]
+    flags += ["--relearn_batch", str(settings["batch"]), "--relearn_lr", str(settings["lr"])]
+    if settings.get("num_inference_steps"):
+        flags += ["--num_inference_steps", str(settings["num_inference_steps"])]
+    result = attack.run(attack.parse_args(flags))
+    return [{"steps": p["steps"], "share": p["share"]} for p in result["curve"]]
+
+
+def concept_gap(out: Path, args, metrics: dict, concept, images_per_class: int) -> dict:
+    """Measure the erased pipeline saved in ``out`` and its references alike; the gap record."""
+    from .concept_eval import concept_words, evaluate_world, summarize
+    from .embedded.tiny_sd import load_tiny_sd
+    from .reference import training_cost
+    from .reference_gap import measures_from_concept
+
+    refs = reference_folders(args.reference, concept.name)
+    original = args.pretrained_model_name_or_path or "embedded"
+    relearn = relearn_settings(concept.name, len(concept.forget), args.seed)
+
+    def measures(model_dir: Path, workdir: Path, model_metrics: dict | None = None) -> dict:
+        if model_metrics is None:
+            after = evaluate_world(load_tiny_sd(model_dir), images_per_class)
+            model_metrics = summarize(concept_words(concept.name), metrics["before"], after)
+        curve = relearn_share_curve(model_dir, original, relearn, workdir)
+        return measures_from_concept(concept_measures(model_metrics), curve)
+
+    run = measures(out, out / "reference_gap" / "relearn", metrics)
+    settings = {"images_per_class": images_per_class, "relearn": relearn, "original": original}
+    references = [cached_measures(f, settings, lambda f=f: measures(f, _scratch(f))) for f in refs]
+    record = gap_record(run, references)
+    record["references"] = [{"folder": f.name, "training": training_cost(f)} for f in refs]
+    record["relearning"] = relearn
+    print(summary_line(record))
+    return record
+
+
+def _scratch(folder: Path) -> Path:
+    """Where a reference's relearning attack writes (the cache, never the user's folder)."""
+    from .reference_gap import measures_dir
+
+    return measures_dir(folder) / "relearn"

@@ -1,0 +1,104 @@
+"""The concept world's exact-unlearning reference: training without a concept, and the gap.
+
+Training a real reference takes about 25 CPU-minutes, so the job test lets the committed
+pipeline stand in for it (the plumbing, not the floor) and shrinks the relearning probe.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from erase.embedded.styles import DIGIT_WORDS, STYLES
+from erase.embedded.tiny_sd import kept_for_training, tiny_sd_path
+from erase.errors import EraseError
+
+SMALL = [
+    *("--max_train_steps", "1", "--train_batch_size", "2", "--images_per_prompt", "1"),
+    *("--retain_images_per_prompt", "1", "--gen_steps", "2", "--eval_images_per_class", "2"),
+    *("--stop_at_erased", "off"),
+]
+
+
+def test_a_reference_never_sees_the_concepts_images():
+    digits = torch.arange(10).repeat(len(STYLES))
+    styles = torch.arange(len(STYLES)).repeat_interleave(10)
+    keep = kept_for_training(digits, styles, ("seven", "thick"))
+    assert not keep[digits == DIGIT_WORDS.index("seven")].any()
+    assert not keep[styles == STYLES.index("thick")].any()
+    # everything else stays: 9 digits in 4 styles
+    assert int(keep.sum()) == 9 * (len(STYLES) - 1)
+    assert kept_for_training(digits, styles, ()).all()
+
+
+@pytest.mark.parametrize(
+    "names, message",
+    [(("seven", "cat"), "cannot exclude ['cat']"), (tuple(STYLES), "leaves no training image")],
+)
+def test_excluding_what_the_world_lacks_is_a_clear_error(names, message):
+    with pytest.raises(EraseError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        kept_for_training(torch.zeros(2), torch.zeros(2), names)
+
+
+def _erase(tmp_path, *flags):
+    from erase.cli import erase_concept
+
+    out = tmp_path / "run"
+    erase_concept.main([*SMALL, "--output_dir", str(out), "--overwrite", *flags])
+    return out
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--concept", "a photo of a cat", "--reference", "auto"], "neither"),
+        (["--concept", "thick", "--reference", "no/such/folder"], "not a pipeline folder"),
+        (["--concept", "thick", "--reference", "auto", "--no_eval"], "embedded world's judge"),
+        (["--concept", "thick", "--reference", "auto", "auto", "auto"], "one or two"),
+    ],
+)
+def test_bad_references_are_refused_before_any_work(tmp_path, flags, message):
+    with pytest.raises(SystemExit) as e:
+        _erase(tmp_path, *flags)
+    assert e.value.code != 0
+    assert not (tmp_path / "run" / "erase_config.json").exists()
+
+
+def test_erase_concept_measures_its_gap_to_the_reference(tmp_path, monkeypatch, capsys):
+    import erase.concept_reference as cr
+
+    monkeypatch.setenv("ERASE_CACHE_DIR", str(tmp_path / "cache"))
+    probe = {"samples": 2, "steps": [1], "n_images": 2, "batch": 2, "num_inference_steps": 2}
+    monkeypatch.setattr(cr, "RELEARN_PROBE", probe)
+    reference = tiny_sd_path()  # stands in for a pipeline retrained without "thick"
+    before = sorted(p.name for p in reference.iterdir())
+    out = _erase(tmp_path, "--concept", "thick", "--reference", str(reference))
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    record = metrics["reference_gap"]
+    run, ref, gap = record["run"], record["reference"], record["gap"]
+    # the run's own measures are the job's evaluation; the reference is the original here
+    assert run["erased"] == pytest.approx(1 - metrics["forget_style_accuracy_after"])
+    assert ref["erased"] == pytest.approx(1 - metrics["forget_style_accuracy_before"])
+    for k in ("erased", "kept", "relearn@1"):
+        assert gap[k] == pytest.approx(abs(run[k] - ref[k]))
+    assert gap["avg_gap"] == pytest.approx((gap["erased"] + gap["kept"]) / 2)  # no relearn@10
+    assert record["relearning"]["steps"] == [1]
+    # the reference's measures live in the user cache, never in the reference's folder
+    assert sorted(p.name for p in reference.iterdir()) == before
+    assert list((tmp_path / "cache" / "reference-measures").glob("*/*.json"))
+    assert "gap to the exact-unlearning reference" in (out / "README.md").read_text().lower()
+    assert "gap to the exact-unlearning reference" in capsys.readouterr().out
+
+
+def test_train_tiny_sd_refuses_an_unknown_concept_to_exclude(tmp_path, capsys):
+    from test_eval_cli import load_cli
+
+    script = load_cli("scripts/train_tiny_sd.py")
+    with pytest.raises(SystemExit) as e:
+        script.main(["--exclude_concept", "cat", "--output_dir", str(tmp_path / "ref")])
+    assert e.value.code != 0
+    assert "cannot exclude ['cat']" in capsys.readouterr().err
+    assert not (tmp_path / "ref" / "model_index.json").exists()
