@@ -1,8 +1,9 @@
 #!/usr/bin/env python
 """Does the erasure stay gone? Each method erased to the stopping target, attacked, and set
-against the model retrained without the digit (the floor).
+against the model retrained without the concept (the floor).
 
     python benchmarks/resist.py --digits 2 3 --output_dir runs/resist
+    python benchmarks/resist.py --digits --concepts zero thick   # the text-to-image world
 
 Per digit K, the reference — the digits DDPM retrained without K
 (``erase.reference.digits_reference``: trained into the cache on first use, 15–30 CPU-minutes)
@@ -12,8 +13,13 @@ classifier, cap 4 × the budget; the Avg. Gap to the reference in metrics.json),
 is attacked twice with ``eval/attack.py``: ``relearn`` (32 real images of K, AdamW 1e-4, batch
 32, after 5/10/20 steps) and ``benign`` (the other digits' images, after 5/10/20/50 steps),
 with ``--check_judge digits-svm``: a second judge of another model family on every curve point.
-Finished runs and attacks are reused, so the benchmark resumes. Writes ``table.md`` and
-``table.json``.
+
+Per concept C (a digit word or a style of the tiny text-to-image world) the same, with
+``scripts/erase_concept.py --concept C`` and the tiny world retrained without C's images and
+prompts (``erase.reference.concept_reference``, about 25 CPU-minutes); relearning uses the
+original's images of C, 50 judged images per point, and the world's judge (no second judge
+exists for styles). Finished runs and attacks are reused, so the benchmark resumes. Writes
+``table.md`` and ``table.json``.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _scripts import CLASS_SMOKE, SMOKE_HELP, load_script, machine_record  # noqa: E402
+from _scripts import CLASS_SMOKE, CONCEPT_SMOKE, SMOKE_HELP, load_script, machine_record  # noqa: E402
 
 METHODS = ["joint", "lur", "lur-resist"]
 RELEARN_STEPS = [5, 10, 20]
@@ -37,7 +43,14 @@ BENIGN_STEPS = [5, 10, 20, 50]
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument(
-        "--digits", type=int, nargs="+", default=[2, 3], help="2, 4 tune; others held out"
+        "--digits", type=int, nargs="*", default=[2, 3], help="1 2 4 tune; others held out"
+    )
+    p.add_argument(
+        "--concepts",
+        nargs="*",
+        default=[],
+        help="digit words / styles of the text-to-image world (five, outlined tune; others "
+        "held out; default: none)",
     )
     p.add_argument("--methods", nargs="+", default=METHODS)
     p.add_argument("--seed", type=int, default=0)
@@ -54,45 +67,91 @@ def parse_args(argv=None):
     p.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = p.parse_args(argv)
     args.relearn_steps, args.benign_steps, args.gap = RELEARN_STEPS, BENIGN_STEPS, True
-    if args.smoke:  # the original stands in for the reference: the plumbing, not the floor
+    args.kind_flags = {}
+    if args.smoke:  # the originals stand in for the references: the plumbing, not the floor
         args.gap = False  # no Avg. Gap: its probe has fixed, full-size settings (minutes)
-        args.digits, args.methods, args.samples = [7], ["lur-resist"], 2
-        args.reference = str(ROOT / "erase" / "assets" / "digits_ddpm")
-        args.erase_flags = " ".join([*CLASS_SMOKE, "--stop_at_erased", "off"])
+        args.digits, args.concepts = [7], ["zero"]
+        args.methods, args.samples = ["lur-resist"], 2
+        args.reference = {
+            "class": str(ROOT / "erase" / "assets" / "digits_ddpm"),
+            "concept": str(ROOT / "erase" / "assets" / "tiny_sd"),
+        }
+        args.kind_flags = {"class": CLASS_SMOKE, "concept": CONCEPT_SMOKE}
+        args.erase_flags = "--stop_at_erased off"
         args.attack_flags = "--num_inference_steps 2 --relearn_images 2 --relearn_batch 2"
         args.relearn_steps, args.benign_steps = [1, 2], [1, 2]
     return args
 
 
-def erase(run_dir: Path, digit: int, method: str, reference: str, args) -> dict:
+def targets(args) -> list[tuple[str, str]]:
+    """(kind, name): ``class`` digits, then ``concept`` words and styles."""
+    return [("class", str(d)) for d in args.digits] + [("concept", c) for c in args.concepts]
+
+
+def target_flags(kind: str, name: str) -> list[str]:
+    return ["--forget_class", name] if kind == "class" else ["--concept", name]
+
+
+def reference_for(kind: str, name: str, args) -> str:
+    """The model retrained without the target (trained into the cache on first use)."""
+    if args.reference:
+        return args.reference[kind] if isinstance(args.reference, dict) else args.reference
+    from erase.reference import concept_reference, digits_reference
+
+    if kind == "class":
+        return str(digits_reference([int(name)], 0))
+    return str(concept_reference([name], 0))
+
+
+def erase(run_dir: Path, kind: str, name: str, method: str, reference: str, args) -> dict:
     if not (run_dir / ".complete").exists():
-        flags = ["--forget_class", str(digit), "--method", method, "--seed", str(args.seed)]
-        flags += (["--reference", reference] if args.gap else []) + args.erase_flags.split()
+        flags = [*target_flags(kind, name), "--method", method, "--seed", str(args.seed)]
+        flags += ["--reference", reference] if args.gap else []
+        flags += [*args.kind_flags.get(kind, []), *args.erase_flags.split()]
         flags += ["--output_dir", str(run_dir), "--overwrite"]
-        load_script("scripts/erase_class.py").main(flags)
+        script = "scripts/erase_class.py" if kind == "class" else "scripts/erase_concept.py"
+        load_script(script).main(flags)
     return json.loads((run_dir / "metrics.json").read_text())
 
 
-def attack(model: str, out: Path, digit: int, name: str, args) -> dict:
+def attack(model: str, out: Path, kind: str, name: str, attack_name: str, args) -> dict:
     from robustness import attack_once
 
-    steps = args.relearn_steps if name == "relearn" else args.benign_steps
-    flags = ["--forget_class", str(digit), "--attack", name]
-    flags += ["--relearn_steps", *map(str, steps), "--samples", str(args.samples)]
-    flags += ["--seed", str(args.seed), "--check_judge", "digits-svm"]
+    steps = args.relearn_steps if attack_name == "relearn" else args.benign_steps
+    flags = [*target_flags(kind, name), "--attack", attack_name, "--seed", str(args.seed)]
+    flags += ["--relearn_steps", *map(str, steps)]
+    if kind == "class":
+        flags += ["--samples", str(args.samples), "--check_judge", "digits-svm"]
+    else:  # images = forget prompts × seeds: at least --samples of them
+        from erase.concept_reference import relearn_settings
+        from erase.concepts import resolve_concept
+
+        n_prompts = len(resolve_concept(name).forget)
+        seeds = relearn_settings(name, n_prompts, args.seed, samples=args.samples)["seeds"]
+        flags += ["--seeds", *map(str, seeds)]
     return attack_once(model, out, [*flags, *args.attack_flags.split()])
 
 
-def row(digit: int, method: str, metrics: dict, attacks: dict, ref_attacks: dict) -> dict:
+def row(target: str, method: str, metrics: dict, attacks: dict, ref_attacks: dict) -> dict:
     """One table row from a run's metrics.json, its attack.json files and the reference's."""
     stopping = metrics.get("stopping")
     gap = (metrics.get("reference_gap") or {}).get("gap", {})
+    if "unlearning_accuracy" in metrics:  # the class task
+        erased, kept = metrics["unlearning_accuracy"], metrics["retained_accuracy"]
+        kept_before = metrics.get("before", {}).get("retained_accuracy")
+    else:  # a concept: the comparison tables' erased share and kept accuracy
+        from erase.concept_reference import concept_measures
+
+        erased, kept = (concept_measures(metrics)[k] for k in ("erased", "kept"))
+        kept_before = (
+            metrics["other_digits_accuracy_before"] + metrics["other_styles_accuracy_before"]
+        ) / 2
     r = {
-        "digit": digit,
+        "target": target,
         "method": method,
-        "erased": metrics.get("unlearning_accuracy"),
-        "kept": metrics.get("retained_accuracy"),
-        "kept_before": metrics.get("before", {}).get("retained_accuracy"),
+        "erased": erased,
+        "kept": kept,
+        "kept_before": kept_before,
         "trained_steps": metrics.get("trained_steps"),
         "stop_reason": stopping.get("reason") if isinstance(stopping, dict) else "fixed budget",
         "erase_seconds": metrics.get("erasure_seconds"),
@@ -108,9 +167,12 @@ def row(digit: int, method: str, metrics: dict, attacks: dict, ref_attacks: dict
             "steps_to_half": a.get("steps_to_half"),
             "reference_steps_to_half": ref.get("steps_to_half"),
             "check_max_disagreement": max(
-                d
-                for d in (a.get("check_max_disagreement"), ref.get("check_max_disagreement"))
-                if d is not None
+                (
+                    d
+                    for d in (a.get("check_max_disagreement"), ref.get("check_max_disagreement"))
+                    if d is not None
+                ),
+                default=None,
             ),
         }
     return r
@@ -139,7 +201,7 @@ def _steps(rows: list[dict], attack: str) -> str:
 
 def table(rows: list[dict]) -> str:
     head = (
-        f"| digit | method | erased % (SVM) | kept % | Avg. Gap | steps (why) | erase s "
+        f"| target | method | erased % (SVM) | kept % | Avg. Gap | steps (why) | erase s "
         f"| relearn back % "
         f"s={_steps(rows, 'relearn')} (reference) | steps to 50 % back (ref) | benign back % "
         f"s={_steps(rows, 'benign')} (ref) | judges disagree ≤ |"
@@ -150,7 +212,7 @@ def table(rows: list[dict]) -> str:
         dis = [a["check_max_disagreement"] for a in (rl, bn) if a]
         dis = [d for d in dis if d is not None]
         lines.append(
-            f"| {r['digit']} | {r['method']} | {_pct(r['erased'])} ({_pct(r['check_judge_erased'])}) "
+            f"| {r['target']} | {r['method']} | {_pct(r['erased'])} ({_pct(r['check_judge_erased'])}) "
             f"| {_pct(r['kept'])} | {_gap(r['avg_gap'])} "
             f"| {r['trained_steps']} ({r['stop_reason'] or '-'}) "
             f"| {r['erase_seconds'] and round(r['erase_seconds'])} "
@@ -170,22 +232,21 @@ def main(argv=None) -> list[dict]:
     args = parse_args(argv)
     out = Path(args.output_dir)
     rows = []
-    for digit in args.digits:
-        from erase.reference import digits_reference
-
-        reference = args.reference or str(digits_reference([digit], 0))
-        ref_dir = out / f"digit-{digit}" / "reference"
+    for kind, name in targets(args):
+        reference = reference_for(kind, name, args)
+        folder = out / (f"digit-{name}" if kind == "class" else f"concept-{name}")
         ref_attacks = {
-            a: attack(reference, ref_dir / f"attack-{a}", digit, a, args) for a in args.attacks
+            a: attack(reference, folder / "reference" / f"attack-{a}", kind, name, a, args)
+            for a in args.attacks
         }
         for method in args.methods:
-            run_dir = out / f"digit-{digit}" / method
-            metrics = erase(run_dir, digit, method, reference, args)
+            run_dir = folder / method
+            metrics = erase(run_dir, kind, name, method, reference, args)
             attacks = {
-                a: attack(str(run_dir), run_dir / f"attack-{a}", digit, a, args)
+                a: attack(str(run_dir), run_dir / f"attack-{a}", kind, name, a, args)
                 for a in args.attacks
             }
-            rows.append(row(digit, method, metrics, attacks, ref_attacks))
+            rows.append(row(name, method, metrics, attacks, ref_attacks))
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.json").write_text(
         json.dumps({**machine_record("resist.py"), "rows": rows}, indent=2)

@@ -59,7 +59,9 @@ def reference_folders(specs: list[str], concept_name: str) -> list[Path]:
     return [resolve_concept_reference(s, words, seed=i) for i, s in enumerate(specs)]
 
 
-def relearn_settings(concept_name: str, n_prompts: int, seed: int) -> dict:
+def relearn_settings(
+    concept_name: str, n_prompts: int, seed: int, samples: int | None = None
+) -> dict:
     from .attacks.relearn import RELEARN_DEFAULTS
 
     probe = RELEARN_PROBE
@@ -69,7 +71,7 @@ def relearn_settings(concept_name: str, n_prompts: int, seed: int) -> dict:
         "n_images": probe["n_images"] or RELEARN_DEFAULTS["n_images"],
         "lr": RELEARN_DEFAULTS["lr"],
         "batch": probe["batch"] or RELEARN_DEFAULTS["batch"],
-        "seeds": list(range(math.ceil(probe["samples"] / max(n_prompts, 1)))),
+        "seeds": list(range(math.ceil((samples or probe["samples"]) / max(n_prompts, 1)))),
         "seed": seed,
         "num_inference_steps": probe["num_inference_steps"],
     }
