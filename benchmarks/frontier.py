@@ -219,9 +219,10 @@ def parse_args(argv=None, task: str | None = None):
     p.add_argument(
         "--reference",
         action="store_true",
-        help="with --equal_erasure on the class task: each held-out run measured against the "
-        "digits DDPM retrained without its digit (seeds 0 and 1, ~25 CPU-min each, cached): "
-        "the Avg. Gap column",
+        help="with --equal_erasure: each held-out run measured against the model retrained "
+        "without its concept (class: the digits DDPM without the digit; concept: the tiny "
+        "world without the word's or style's images and prompts; seeds 0 and 1, ~25 CPU-min "
+        "each, cached): the Avg. Gap column",
     )
     p.add_argument("--dry_run", action="store_true", help="list the jobs and estimate the time")
     p.add_argument(
@@ -286,7 +287,7 @@ def make_job(args, out: Path, phase: str, label: str, concept: str, value, seed:
     # the frontier compares methods at a fixed budget, or (--equal_erasure P) each run stopped
     # when its judge sees P of the concept erased, capped at 4x the budget
     argv += ["--stop_at_erased", str(args.equal_erasure) if args.equal_erasure else "off"]
-    if args.equal_erasure and args.task == "class" and phase == "heldout" and args.reference:
+    if args.equal_erasure and phase == "heldout" and args.reference:
         argv += ["--reference", "auto", "auto"]
     if args.task == "concept":
         argv += ["--cache_dir", str(out / "cache")]
