@@ -176,18 +176,9 @@ def test_gap_and_noise_floor_are_the_mean_absolute_differences():
 def _erase(out, *flags):
     from erase import api
 
-    api.erase_class(
-        7,
-        method="lur",
-        output_dir=out,
-        overwrite=True,
-        no_eval=True,
-        train_batch_size=8,
-        learning_rate=4e-4,
-        num_inference_steps=8,
-        monitor_every=0,
-        **dict(zip(flags[::2], flags[1::2])),
-    )
+    options = dict(train_batch_size=8, learning_rate=4e-4, num_inference_steps=8, monitor_every=0)
+    options.update(zip(flags[::2], flags[1::2]))
+    api.erase_class(7, method="lur", output_dir=out, overwrite=True, no_eval=True, **options)
     from safetensors.torch import load_file
 
     weights = load_file(str(out / "unet" / "diffusion_pytorch_model.safetensors"))
@@ -228,4 +219,38 @@ def test_a_stopped_run_equals_a_fixed_run_of_its_steps_and_resumes_exactly(tmp_p
         {**c, "seconds": m_res["stopping"]["checks"][i]["seconds"]}
         for i, c in enumerate(rec["checks"])
     ]
+    assert all(torch.equal(w_res[k], w_stop[k]) for k in w_stop)
+
+
+@pytest.mark.slow
+def test_a_failed_confirmation_trains_on_and_changes_neither_the_weights_nor_the_resume(tmp_path):
+    # lr 3e-4, a check every step: on the CPU the main check first meets 0.8 at step 6 (7/8)
+    # while its fresh set does not (6/8); the run goes on and stops once both meet it
+    stop = dict(stop_at_erased="0.8", eval_every=1, stop_samples=8, stop_confirm=1)
+    stop.update(learning_rate=3e-4, max_train_steps=20, checkpointing_steps=6)
+    w_stop, m = _erase(tmp_path / "stop", *sum(stop.items(), ()))
+    rec, s = m["stopping"], m["trained_steps"]
+    assert rec["reason"] == "target" and rec["step"] == s < 20 and rec["reached"], rec
+    assert rec["checks"][-1]["confirmed"] and rec["confirm_at_stop"] == rec["checks"][-1]["confirm"]
+    assert min(rec["confirm_at_stop"]) >= 0.8 and rec["erased_at_stop"] >= 0.8
+    unconfirmed = [c for c in rec["checks"][:-1] if c["erased"] >= 0.8]
+    assert unconfirmed and all(min(c["confirm"]) < 0.8 for c in unconfirmed), rec["checks"]
+    assert not any(c["confirmed"] for c in rec["checks"][:-1])
+    assert unconfirmed[0]["step"] <= 6 < s, "checkpoint-6 must lie after a failed confirmation"
+
+    # the confirming samples never touch the training trajectory
+    w_fixed, _ = _erase(
+        tmp_path / "fixed", "stop_at_erased", "off", "max_train_steps", s, "learning_rate", 3e-4
+    )
+    assert all(torch.equal(w_fixed[k], w_stop[k]) for k in w_stop)
+
+    # resumed after the failed confirmation: the checkpoint carries it, the run ends the same
+    run = tmp_path / "stop"
+    (run / ".complete").unlink(missing_ok=True)
+    w_res, m_res = _erase(run, *sum(stop.items(), ()), "resume_from_checkpoint", "checkpoint-6")
+
+    def untimed(checks):
+        return [{k: v for k, v in c.items() if k != "seconds"} for c in checks]
+
+    assert untimed(m_res["stopping"]["checks"]) == untimed(rec["checks"])
     assert all(torch.equal(w_res[k], w_stop[k]) for k in w_stop)
