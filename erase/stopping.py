@@ -58,7 +58,7 @@ class StopRule:
         if self.target is not None and not 0.0 < self.target <= 1.0:
             raise EraseError(
                 f"--stop_at_erased {self.target} is not a share; give a number in (0, 1] "
-                "(0.95: stop once 95 %% of the check's samples no longer show the concept) or off"
+                "(0.95: stop once 95 % of the check's samples no longer show the concept) or off"
             )
         if self.eval_every < 1:
             raise EraseError(f"--eval_every must be >= 1, got {self.eval_every}")
