@@ -6,6 +6,13 @@ judges a fixed set of samples of the concept every ``eval_every`` steps with the
 own judge and stops when the erased share reaches ``target``, at the ``max_train_steps`` cap, or
 after ``patience`` checks without progress (as CUIG does with UnlearnCanvas' classifiers).
 
+Why a confirmation: the first check over the line is the lucky draw. A run checked every few
+steps on the same 32 samples stops at the first check whose share crosses the target, so the
+share it stops at is biased upward (on digit 3 every method stopped at a check of 31/32 = 97 %,
+and the final evaluation on other seeds found 84–94 % for 5 of 7). So a check that meets the
+target is repeated, at the same step, on ``confirm`` further sample sets from seeds of their
+own, and the run stops only if each of them meets the target too; otherwise training goes on.
+
 Why it cannot change the trajectory: the check samples with its own seeded noise (never the
 training generators, which are a pure function of (seed, step)), in eval mode, under
 ``no_grad``, and puts the model back in train mode; so a run stopped at step s has the weights
@@ -24,25 +31,34 @@ from .errors import EraseError
 CHECK_SEED = (
     30_000  # apart from the final evaluation's (10_000), the frontier's UA (20_000), training
 )
+# The confirming sets: set j samples from seeds CONFIRM_SEED + j * CONFIRM_STRIDE + i (i < the
+# set's samples, all forget classes together). The other sample seeds start at 10 000 (the
+# final evaluation; its styles at 60 000), 20 000 (the frontier's UA) and CHECK_SEED, and stay
+# below 10 000 000 for any plausible count (10 classes × 10 000 samples end at 130 000); a set
+# holds fewer than CONFIRM_STRIDE samples; so no seed is shared (tests/test_stopping.py).
+CONFIRM_SEED = 10_000_000
+CONFIRM_STRIDE = 10_000_000
 DEFAULT_TARGET = 0.95
 CAP_MULTIPLE = 4  # with stopping on, the default cap is this × the fixed budget
 
 
 @dataclass
 class StopRule:
-    """``target``: erased share to reach (None: no stopping, a fixed budget)."""
+    """``target``: erased share to reach (None: no stopping, a fixed budget); ``confirm``: how
+    many fresh sample sets must also meet it before the run stops (0: the first check does)."""
 
     target: float | None = DEFAULT_TARGET
     eval_every: int = 25
     samples: int = 32
     patience: int = 0  # checks without a gain of ``min_delta``; 0: never give up early
     min_delta: float = 0.01
+    confirm: int = 1
 
     def __post_init__(self):
         if self.target is not None and not 0.0 < self.target <= 1.0:
             raise EraseError(
                 f"--stop_at_erased {self.target} is not a share; give a number in (0, 1] "
-                "(0.95: stop once 95 %% of the check's samples no longer show the concept) or off"
+                "(0.95: stop once 95 % of the check's samples no longer show the concept) or off"
             )
         if self.eval_every < 1:
             raise EraseError(f"--eval_every must be >= 1, got {self.eval_every}")
@@ -50,21 +66,34 @@ class StopRule:
             raise EraseError(f"--stop_samples must be >= 1, got {self.samples}")
         if self.patience < 0:
             raise EraseError(f"--stop_patience must be >= 0, got {self.patience}")
+        if self.confirm < 0:
+            raise EraseError(
+                f"--stop_confirm must be >= 0, got {self.confirm}: give the number of fresh "
+                "sample sets that must confirm a check over the target (1, the default), or 0 "
+                "to stop at the first check over it"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+def confirm_seed(j: int) -> int:
+    """The first seed of confirming set ``j`` (0, 1, …)."""
+    return CONFIRM_SEED + j * CONFIRM_STRIDE
 
 
 @dataclass
 class StopMonitor:
     """Runs the checks of one run, decides, and records why the run ended.
 
-    ``erased_share()`` samples the model as it is now and returns the share of samples its judge
-    no longer recognises as the concept; ``description`` says which judge and samples.
+    ``erased_share()`` samples the model as it is now from the check's seeds (``CHECK_SEED``
+    on) and returns the share of samples its judge no longer recognises as the concept;
+    ``erased_share(base_seed)`` does the same from the seeds ``base_seed`` on (the confirming
+    sets, ``confirm_seed(j)``). ``description`` says which judge and samples.
     """
 
     rule: StopRule
-    erased_share: Callable[[], float]
+    erased_share: Callable[..., float]
     description: dict = field(default_factory=dict)
     checks: list[dict] = field(default_factory=list)
     stopped: dict | None = None
@@ -74,13 +103,24 @@ class StopMonitor:
         return step % self.rule.eval_every == 0 or step == last_step
 
     def check(self, step: int, accelerator=None) -> str | None:
-        """Judge now; returns why to stop (``target`` or ``patience``) or None to go on."""
+        """Judge now; returns why to stop (``target`` or ``patience``) or None to go on.
+
+        A check whose share meets the target is judged again on ``rule.confirm`` fresh sample
+        sets at this step; it counts (``confirmed``) only if each of them meets the target too.
+        """
         t0 = time.perf_counter()
-        share = self._judge(accelerator)
-        self.checks.append(
-            {"step": step, "erased": share, "seconds": round(time.perf_counter() - t0, 3)}
-        )
-        if share >= self.rule.target:
+        (share,) = self._judge(accelerator, [None])
+        met = share >= self.rule.target
+        record = {"step": step, "erased": share}
+        if met and self.rule.confirm:
+            record["confirm"] = self._judge(
+                accelerator, [confirm_seed(j) for j in range(self.rule.confirm)]
+            )
+            met = all(c >= self.rule.target for c in record["confirm"])
+        record["confirmed"] = met
+        record["seconds"] = round(time.perf_counter() - t0, 3)
+        self.checks.append(record)
+        if met:
             return "target"
         k = self.rule.patience
         if k and len(self.checks) > k:
@@ -90,28 +130,35 @@ class StopMonitor:
                 return "patience"
         return None
 
-    def _judge(self, accelerator) -> float:
+    def _judge(self, accelerator, seeds: list[int | None]) -> list[float]:
+        """The shares from each base seed (None: the check's own), judged on the main process
+        and broadcast, so every process takes the same decision."""
         main = accelerator is None or accelerator.is_main_process
-        share = float(self.erased_share()) if main else 0.0
+        shares = [0.0] * len(seeds)
+        if main:
+            shares = [
+                float(self.erased_share() if s is None else self.erased_share(s)) for s in seeds
+            ]
         if accelerator is not None and accelerator.num_processes > 1:
             import torch
             from accelerate.utils import broadcast
 
-            t = torch.tensor([share], dtype=torch.float64, device=accelerator.device)
-            share = float(broadcast(t, from_process=0).item())
-        return share
+            t = torch.tensor(shares, dtype=torch.float64, device=accelerator.device)
+            shares = [float(x) for x in broadcast(t, from_process=0).tolist()]
+        return shares
 
     def finish(self, step: int, reason: str | None, cap: int) -> dict:
         """The record of why the run ended, for metrics.json, the model card and the report."""
         reason = reason or "cap"
-        last = self.checks[-1]["erased"] if self.checks else None
+        last = self.checks[-1] if self.checks else {}
         self.stopped = {
             "reason": reason,
             "step": step,
             "cap": cap,
             "target": self.rule.target,
-            "erased_at_stop": last,
-            "reached": last is not None and last >= self.rule.target,
+            "erased_at_stop": last.get("erased"),
+            "confirm_at_stop": list(last.get("confirm", [])),
+            "reached": bool(last.get("confirmed", False)),
             "rule": self.rule.to_dict(),
             "judge": self.description,
             "checks": list(self.checks),
@@ -140,14 +187,27 @@ def describe_stop(record) -> str:
     }[record["reason"]]
     erased = record.get("erased_at_stop")
     n = len(record.get("checks", []))
-    return what + ("" if erased is None else f" ({erased:.1%} erased at the last of {n} checks)")
+    line = what + ("" if erased is None else f" ({erased:.1%} erased at the last of {n} checks)")
+    confirm = record.get("confirm_at_stop") or []
+    if confirm:
+        sets = f"{len(confirm)} fresh set{'s' if len(confirm) > 1 else ''}"
+        samples = (record.get("rule") or {}).get("samples")
+        sets += f" of {samples} samples" if samples else ""
+        shares = ", ".join(f"{c:.1%}" for c in confirm)
+        ok = record.get("reached")
+        line += f" {'and confirmed' if ok else 'but not confirmed'} on {sets} ({shares})"
+    return line
 
 
 def class_erased_share(
     unet, scheduler, classifier, forget_classes, null_class, guidance_scale, steps, n
-) -> Callable[[], float]:
+) -> Callable[..., float]:
     """The class task's check: ``n`` samples of each forget class from fixed seeds; erased =
-    the judge's top-1 is not the asked class (UA, as the final evaluation computes it)."""
+    the judge's top-1 is not the asked class (UA, as the final evaluation computes it).
+
+    The returned ``share(base_seed=CHECK_SEED)`` samples from seeds ``base_seed``,
+    ``base_seed + 1``, … (one a sample, the forget classes one after the other); the monitor
+    passes ``confirm_seed(j)`` for its confirming sets."""
     import torch
 
     from .class_eval import images_by_class
@@ -157,9 +217,9 @@ def class_erased_share(
     labels = torch.tensor(classes).repeat_interleave(n)
 
     @torch.no_grad()
-    def share() -> float:
+    def share(base_seed: int = CHECK_SEED) -> float:
         by_class = images_by_class(
-            unet, scheduler, classes, n, guidance_scale, null_class, steps, CHECK_SEED
+            unet, scheduler, classes, n, guidance_scale, null_class, steps, base_seed
         )
         images = torch.cat([by_class[c] for c in classes])
         pred = predict_labels(classifier, images)
@@ -170,18 +230,20 @@ def class_erased_share(
 
 def images_erased_share(
     generate: Callable[[list[str], list[int]], list], prompts: list[str], judge, n: int
-) -> Callable[[], float]:
+) -> Callable[..., float]:
     """The concept task's check: ``n`` images over the forget prompts (round robin) from fixed
     seeds; erased = the judge (``erase.attacks.judges``: embedded, NudeNet, a classifier
-    folder) does not see the concept."""
+    folder) does not see the concept.
+
+    The returned ``share(base_seed=CHECK_SEED)`` samples image ``i`` from seed
+    ``base_seed + i``; the monitor passes ``confirm_seed(j)`` for its confirming sets."""
     import torch
 
     chosen = [prompts[i % len(prompts)] for i in range(n)]
-    seeds = [CHECK_SEED + i for i in range(n)]
 
     @torch.no_grad()
-    def share() -> float:
-        seen = judge.sees(generate(chosen, seeds))
+    def share(base_seed: int = CHECK_SEED) -> float:
+        seen = judge.sees(generate(chosen, [base_seed + i for i in range(n)]))
         return 1.0 - sum(bool(s) for s in seen) / len(seen)
 
     return share
@@ -230,6 +292,7 @@ def resolve_rule(args, judge_available: bool, budget: int) -> StopRule | None:
         eval_every=args.eval_every,
         samples=args.stop_samples,
         patience=args.stop_patience,
+        confirm=args.stop_confirm,
     )
     if args.max_train_steps is None:
         args.max_train_steps = CAP_MULTIPLE * budget
@@ -255,10 +318,29 @@ def add_stopping_args(p, *, eval_every: int = 25, samples: int = 32) -> None:
         "forget class for the class task; round robin over the forget prompts for concepts)",
     )
     g.add_argument(
+        "--stop_confirm",
+        type=int,
+        default=1,
+        help="a check that meets the target is repeated at the same step on this many fresh "
+        f"sample sets (seeds from {CONFIRM_SEED}, {CONFIRM_SEED + CONFIRM_STRIDE}, …), and the "
+        "run stops only if each meets it too: the first check over the line is the lucky draw "
+        "of its samples, and stopping there overstates the erasure (0: stop at that check)",
+    )
+    g.add_argument(
         "--stop_patience",
         type=int,
         default=0,
         help="also stop after this many checks without a gain of 1 point (0: never)",
+    )
+
+
+def _confirm_note(rule: StopRule) -> str:
+    if not rule.confirm:
+        return "none: the first check over the target stops the run"
+    seeds = ", ".join(str(confirm_seed(j)) for j in range(rule.confirm))
+    return (
+        f"a check over the target stops the run only if {rule.confirm} more sample set(s) of "
+        f"the same size, seeds from {seeds}, meet it too"
     )
 
 
@@ -274,6 +356,7 @@ def class_stop_monitor(
     description = {
         "judge": judge_name,
         "samples": f"{rule.samples} per forget class, seeds from {CHECK_SEED}",
+        "confirm": _confirm_note(rule),
         "sampler": f"DDIM {steps} steps, guidance {guidance}",
         "erased": "the judge's top-1 is not the forget class",
     }
@@ -300,6 +383,7 @@ def concept_stop_monitor(rule, pipe, prompts, judge, guidance, steps) -> StopMon
     description = {
         "judge": judge.settings,
         "samples": f"{rule.samples} over {len(prompts)} forget prompts, seeds from {CHECK_SEED}",
+        "confirm": _confirm_note(rule),
         "sampler": f"the pipeline's, {steps} steps, guidance {guidance}",
         "erased": "the judge does not see the concept",
     }

@@ -58,6 +58,7 @@ for _name in (
     "null_class",
     "warmup",
     "stop_patience",
+    "stop_confirm",
 ):
     NUMBER_RULES[_name] = (0, True, _INF, False)
 for _name in (

@@ -3,7 +3,8 @@
 The end-to-end test runs the real trainer on the embedded digits DDPM with a small budget:
 a run that meets its target at step s must equal a fixed run of s steps bit for bit (the
 checks never touch the training trajectory), and a run resumed from a checkpoint taken after a
-check must end where the uninterrupted one did, with the same checks.
+check must end where the uninterrupted one did, with the same checks. A check over the target
+stops the run only once fresh samples confirm it (``--stop_confirm``, 1 by default).
 """
 
 from __future__ import annotations
@@ -15,22 +16,115 @@ import torch
 
 from erase.errors import EraseError
 from erase.reference_gap import gap_record, gaps
-from erase.stopping import StopMonitor, StopRule, describe_stop, stop_target
+from erase.stopping import (
+    CHECK_SEED,
+    CONFIRM_SEED,
+    StopMonitor,
+    StopRule,
+    confirm_seed,
+    describe_stop,
+    images_erased_share,
+    stop_target,
+)
 
 
-def scripted(shares):
-    """A monitor whose checks return ``shares`` in turn (the judge's verdicts)."""
+def scripted(shares, confirm=0, seeds=None):
+    """A monitor whose judgements return ``shares`` in turn (the judge's verdicts: each check's
+    own, then its confirming sets'); ``seeds`` collects the base seed of each judgement."""
     it = iter(shares)
-    return StopMonitor(StopRule(target=0.9, eval_every=5, patience=2), lambda: next(it))
+    seeds = [] if seeds is None else seeds
+
+    def share(base_seed=CHECK_SEED):
+        seeds.append(base_seed)
+        return next(it)
+
+    return StopMonitor(StopRule(target=0.9, eval_every=5, patience=2, confirm=confirm), share)
 
 
 def test_stops_at_the_target_and_records_why():
-    m = scripted([0.2, 0.6, 0.95])
+    m = scripted([0.2, 0.6, 0.95])  # confirm=0: the rule before confirmation
     assert [m.check(s) for s in (5, 10, 15)] == [None, None, "target"]
     rec = m.finish(15, "target", cap=100)
-    assert rec["reached"] and rec["erased_at_stop"] == 0.95
+    assert rec["reached"] and rec["erased_at_stop"] == 0.95 and rec["confirm_at_stop"] == []
     assert [c["step"] for c in rec["checks"]] == [5, 10, 15]
-    assert "met at step 15" in describe_stop(rec)
+    assert [c["confirmed"] for c in rec["checks"]] == [False, False, True]
+    assert not any("confirm" in c for c in rec["checks"])
+    assert "met at step 15" in describe_stop(rec) and "confirmed" not in describe_stop(rec)
+
+
+def test_a_check_over_the_target_stops_only_once_fresh_samples_confirm_it():
+    seeds = []
+    # step 10: 0.95 is over the line but its fresh set (0.85) is not: go on; step 15: both are
+    m = scripted([0.5, 0.95, 0.85, 0.93, 0.92], confirm=1, seeds=seeds)
+    assert [m.check(s) for s in (5, 10, 15)] == [None, None, "target"]
+    rec = m.finish(15, "target", cap=100)
+    assert [c.get("confirm") for c in rec["checks"]] == [None, [0.85], [0.92]]
+    assert [c["confirmed"] for c in rec["checks"]] == [False, False, True]
+    assert rec["reached"] and rec["erased_at_stop"] == 0.93 and rec["confirm_at_stop"] == [0.92]
+    assert rec["rule"]["confirm"] == 1
+    line = describe_stop(rec)
+    assert "met at step 15" in line and "confirmed on 1 fresh set of 32 samples (92.0%)" in line
+    # the confirming set is judged from seeds of its own, every check from the check's
+    assert seeds == [CHECK_SEED, CHECK_SEED, confirm_seed(0), CHECK_SEED, confirm_seed(0)]
+
+
+def test_every_confirming_set_must_meet_the_target():
+    m = scripted([0.95, 0.97, 0.8, 0.95, 0.91, 0.9], confirm=2)
+    assert [m.check(s) for s in (5, 10)] == [None, "target"]
+    assert m.checks[0]["confirm"] == [0.97, 0.8] and not m.checks[0]["confirmed"]
+    # a run capped after an unconfirmed check has not reached the target, and says so
+    m = scripted([0.95, 0.97, 0.8], confirm=2)
+    m.check(5)
+    rec = m.finish(5, None, cap=5)
+    assert rec["reason"] == "cap" and not rec["reached"] and rec["confirm_at_stop"] == [0.97, 0.8]
+    assert "but not confirmed on 2 fresh sets of 32 samples (97.0%, 80.0%)" in describe_stop(rec)
+
+
+def test_without_confirmation_the_first_check_over_the_target_stops():
+    shares = [0.5, 0.95, 0.85, 0.93, 0.92]
+    m = scripted(shares, confirm=0)
+    assert [m.check(s) for s in (5, 10)] == [None, "target"]
+    m = scripted(shares, confirm=1)
+    assert [m.check(s) for s in (5, 10)] == [None, None]
+
+
+class _Judge:
+    """Sees the concept in no image (every share is then 1)."""
+
+    def sees(self, images):
+        return [False for _ in images]
+
+
+def test_the_confirming_sets_sample_from_seeds_of_their_own():
+    calls = []
+
+    def generate(prompts, seeds):
+        calls.append((list(prompts), list(seeds)))
+        return [None] * len(seeds)
+
+    share = images_erased_share(generate, ["a cat", "a dog"], _Judge(), 5)
+    m = StopMonitor(StopRule(target=0.9, confirm=2), share)
+    assert m.check(25) == "target" and m.checks[0]["confirm"] == [1.0, 1.0]
+    (p0, s0), (p1, s1), (p2, s2) = calls
+    assert p0 == p1 == p2 == ["a cat", "a dog", "a cat", "a dog", "a cat"]
+    assert s0 == list(range(CHECK_SEED, CHECK_SEED + 5))
+    assert s1 == list(range(CONFIRM_SEED, CONFIRM_SEED + 5))
+    assert not set(s0) & set(s1) and not set(s0) & set(s2) and not set(s1) & set(s2)
+
+
+def test_no_confirming_seed_is_drawn_by_another_sample():
+    n = 10 * 10_000  # 10 classes × 10 000 samples each, more than any run or evaluation takes
+    # the final evaluation (its styles from 60 000), the frontier's UA, the checks
+    others = [range(start, start + n) for start in (10_000, 60_000, 20_000, CHECK_SEED)]
+    sets = [range(confirm_seed(j), confirm_seed(j) + n) for j in range(5)]
+    for i, a in enumerate(sets):
+        for b in others + sets[i + 1 :]:
+            assert a.stop <= b.start or b.stop <= a.start, (a, b)
+
+
+def test_a_negative_confirmation_count_is_a_clear_error():
+    with pytest.raises(EraseError, match="--stop_confirm must be >= 0, got -1.*or 0 to stop"):
+        StopRule(confirm=-1)
 
 
 def test_patience_stops_a_run_that_no_longer_makes_progress():
@@ -82,18 +176,9 @@ def test_gap_and_noise_floor_are_the_mean_absolute_differences():
 def _erase(out, *flags):
     from erase import api
 
-    api.erase_class(
-        7,
-        method="lur",
-        output_dir=out,
-        overwrite=True,
-        no_eval=True,
-        train_batch_size=8,
-        learning_rate=4e-4,
-        num_inference_steps=8,
-        monitor_every=0,
-        **dict(zip(flags[::2], flags[1::2])),
-    )
+    options = dict(train_batch_size=8, learning_rate=4e-4, num_inference_steps=8, monitor_every=0)
+    options.update(zip(flags[::2], flags[1::2]))
+    api.erase_class(7, method="lur", output_dir=out, overwrite=True, no_eval=True, **options)
     from safetensors.torch import load_file
 
     weights = load_file(str(out / "unet" / "diffusion_pytorch_model.safetensors"))
@@ -134,4 +219,38 @@ def test_a_stopped_run_equals_a_fixed_run_of_its_steps_and_resumes_exactly(tmp_p
         {**c, "seconds": m_res["stopping"]["checks"][i]["seconds"]}
         for i, c in enumerate(rec["checks"])
     ]
+    assert all(torch.equal(w_res[k], w_stop[k]) for k in w_stop)
+
+
+@pytest.mark.slow
+def test_a_failed_confirmation_trains_on_and_changes_neither_the_weights_nor_the_resume(tmp_path):
+    # lr 3e-4, a check every step: on the CPU the main check first meets 0.8 at step 6 (7/8)
+    # while its fresh set does not (6/8); the run goes on and stops once both meet it
+    stop = dict(stop_at_erased="0.8", eval_every=1, stop_samples=8, stop_confirm=1)
+    stop.update(learning_rate=3e-4, max_train_steps=20, checkpointing_steps=6)
+    w_stop, m = _erase(tmp_path / "stop", *sum(stop.items(), ()))
+    rec, s = m["stopping"], m["trained_steps"]
+    assert rec["reason"] == "target" and rec["step"] == s < 20 and rec["reached"], rec
+    assert rec["checks"][-1]["confirmed"] and rec["confirm_at_stop"] == rec["checks"][-1]["confirm"]
+    assert min(rec["confirm_at_stop"]) >= 0.8 and rec["erased_at_stop"] >= 0.8
+    unconfirmed = [c for c in rec["checks"][:-1] if c["erased"] >= 0.8]
+    assert unconfirmed and all(min(c["confirm"]) < 0.8 for c in unconfirmed), rec["checks"]
+    assert not any(c["confirmed"] for c in rec["checks"][:-1])
+    assert unconfirmed[0]["step"] <= 6 < s, "checkpoint-6 must lie after a failed confirmation"
+
+    # the confirming samples never touch the training trajectory
+    w_fixed, _ = _erase(
+        tmp_path / "fixed", "stop_at_erased", "off", "max_train_steps", s, "learning_rate", 3e-4
+    )
+    assert all(torch.equal(w_fixed[k], w_stop[k]) for k in w_stop)
+
+    # resumed after the failed confirmation: the checkpoint carries it, the run ends the same
+    run = tmp_path / "stop"
+    (run / ".complete").unlink(missing_ok=True)
+    w_res, m_res = _erase(run, *sum(stop.items(), ()), "resume_from_checkpoint", "checkpoint-6")
+
+    def untimed(checks):
+        return [{k: v for k, v in c.items() if k != "seconds"} for c in checks]
+
+    assert untimed(m_res["stopping"]["checks"]) == untimed(rec["checks"])
     assert all(torch.equal(w_res[k], w_stop[k]) for k in w_stop)

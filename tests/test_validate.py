@@ -63,6 +63,7 @@ COMMON = [
     ("--checkpointing_steps", "-2", ">= 0"),
     ("--checkpoints_total_limit", "0", ">= 1"),
     ("--monitor_every", "-1", ">= 0"),
+    ("--stop_confirm", "-1", ">= 0"),
     ("--output_dir", "@a_file", "not writable"),
     ("--output_dir", "@a_file/run", "not writable"),
 ]
