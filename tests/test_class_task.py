@@ -50,3 +50,52 @@ def test_retain_batch_trains_the_null_class_at_the_given_rate():
 def test_retain_null_prob_out_of_range_is_a_clear_error():
     with pytest.raises(EraseError, match=r"--retain_null_prob must be in \[0, 1\)"):
         _retain_labels(1.0)
+
+
+class _Recording(torch.nn.Module):
+    """The real tiny UNet, remembering the class labels it is asked for."""
+
+    def __init__(self, unet):
+        super().__init__()
+        self.unet, self.labels = unet, []
+
+    def forward(self, x, t, class_labels=None):
+        self.labels.append(class_labels.clone())
+        return self.unet(x, t, class_labels=class_labels)
+
+
+def _anchor_labels(anchor_classes, batch: int = 64) -> torch.Tensor:
+    """The labels the frozen original is asked for when the forget loss builds its target."""
+    from diffusers import DDPMScheduler
+
+    from erase.data.class_data import fit_to_model, load_class_data
+    from erase.params import FrozenModel
+    from erase.tasks.class_erasure import ClassErasureTask
+
+    torch.manual_seed(0)
+    frozen = _Recording(_tiny_class_unet())
+    data = fit_to_model(load_class_data(None), 1, 8)
+    task = ClassErasureTask(
+        FrozenModel(frozen), DDPMScheduler(), data, [8], NULL, "anchor", "denoise", batch,
+        "cpu", anchor_classes=anchor_classes,
+    )  # fmt: skip
+    task.closures(torch.Generator().manual_seed(0))
+    return torch.cat(frozen.labels)
+
+
+def test_the_anchor_target_uses_the_given_anchor_classes_only():
+    """Random label draws every other class; --anchor_classes narrows it (digit 8's fix)."""
+    assert set(_anchor_labels(None).tolist()) == set(range(10)) - {8}  # 64 draws of 9 classes
+    assert set(_anchor_labels([1]).tolist()) == {1}
+    assert set(_anchor_labels([1, 4]).tolist()) == {1, 4}
+
+
+@pytest.mark.parametrize(
+    "anchors, message", [([8], "also forget classes"), ([12], r"--anchor_classes \[12\] out of")]
+)
+def test_bad_anchor_classes_are_refused_before_any_work(tmp_path, anchors, message):
+    from erase import api
+
+    with pytest.raises(EraseError, match=message):
+        api.erase_class(8, anchor_classes=anchors, output_dir=tmp_path / "r", no_eval=True)
+    assert not (tmp_path / "r" / "erase_config.json").exists()

@@ -34,6 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
         "default: the embedded digits DDPM",
     )
     p.add_argument("--forget_class", type=int, nargs="+", required=True)
+    p.add_argument(
+        "--anchor_classes",
+        type=int,
+        nargs="+",
+        default=None,
+        help="the anchor forget loss maps the forget class to these classes (default: every "
+        "other class, one drawn per sample: SalUn's random label). That target regresses onto "
+        "the other classes' average; on the digits the average is read as an 8, so digit 8 "
+        "needs one anchor (e.g. --anchor_classes 1)",
+    )
     p.add_argument("--method", default="lur", help=f"one of {', '.join(CLASS_METHODS)}")
     p.add_argument(
         "--train_data",
@@ -147,6 +157,7 @@ def build_config(args, method, meta, train_cfg, world, n_classes, null_class, en
         "task": "class",
         "pretrained_model": args.pretrained_model or "embedded:digits_ddpm",
         "forget_class": args.forget_class,
+        "anchor_classes": args.anchor_classes or "every other class (random label)",
         "method": method.name,
         "method_spec": method.__dict__,
         "meta": meta.to_dict(),
@@ -205,12 +216,21 @@ def load_model(args) -> ClassModel:
         args.null_class if args.null_class is not None else world.get("null_class", n_embeds - 1)
     )
     n_classes = world.get("num_classes", n_embeds - 1 if null_class == n_embeds - 1 else n_embeds)
-    bad = [c for c in args.forget_class if not 0 <= c < n_classes or c == null_class]
-    if bad:
+    for flag, given in (
+        ("--forget_class", args.forget_class),
+        ("--anchor_classes", args.anchor_classes),
+    ):
+        bad = [c for c in given or () if not 0 <= c < n_classes or c == null_class]
+        if bad:
+            raise EraseError(
+                f"{flag} {bad} out of range: this model has classes "
+                f"0..{n_classes - 1}"
+                + (f" (null class {null_class})" if null_class is not None else "")
+            )
+    both = sorted(set(args.anchor_classes or ()) & set(args.forget_class))
+    if both:
         raise EraseError(
-            f"--forget_class {bad} out of range: this model has classes "
-            f"0..{n_classes - 1}"
-            + (f" (null class {null_class})" if null_class is not None else "")
+            f"--anchor_classes {both} are also forget classes; anchor onto classes that stay"
         )
     return ClassModel(unet, scheduler, world, n_classes, null_class)
 
@@ -264,6 +284,7 @@ def build_task(args, model: ClassModel, data, method, acc):
         eta=args.esd_eta,
         ga_bound=args.ga_bound,
         retain_null_prob=args.retain_null_prob,
+        anchor_classes=args.anchor_classes,
     )
     return original, task, named
 

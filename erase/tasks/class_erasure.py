@@ -1,7 +1,9 @@
 """Class erasure for a class-conditional ``UNet2DModel`` (DDPM/DDIM with a null class).
 
 Forget batch: real images of the forget classes, labelled with the forget class; ``anchor``
-regresses onto the frozen original's prediction for a random *other* class ("random label"),
+regresses onto the frozen original's prediction for a random *other* class ("random label"; or
+one of ``anchor_classes``: the regression's target is the anchors' average prediction, and the
+nine other digits' average looks like an 8, which random label therefore cannot erase),
 ``esd`` onto negative guidance from the null class, ``ga`` ascends the denoising loss.
 Retain batch: real images of the remaining classes with their labels (``denoise``), or the
 frozen original's predictions on them (``preserve``, distillation). A share of the retain labels
@@ -40,6 +42,7 @@ class ClassErasureTask:
         eta: float = 1.0,
         ga_bound: float = 1.0,
         retain_null_prob: float = 0.1,
+        anchor_classes: list[int] | None = None,
     ):
         self.frozen, self.scheduler = frozen, scheduler
         self.forget_kind, self.retain_kind = forget_kind, retain_kind
@@ -50,7 +53,10 @@ class ClassErasureTask:
             raise EraseError(f"--retain_null_prob must be in [0, 1), got {retain_null_prob}")
         self.retain_null_prob = retain_null_prob if null_class is not None else 0.0
         n = data.num_classes
-        self.anchor_classes = torch.tensor([c for c in range(n) if c not in forget_classes])
+        others = [c for c in range(n) if c not in forget_classes]
+        self.anchor_classes = torch.tensor(
+            sorted(set(anchor_classes)) if anchor_classes else others
+        )
         if len(self.anchor_classes) == 0:
             raise EraseError("every class is a forget class; leave at least one to retain")
         is_forget = torch.isin(data.labels, torch.tensor(forget_classes))
