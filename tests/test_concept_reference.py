@@ -57,12 +57,13 @@ def _erase(tmp_path, *flags):
         (["--concept", "thick", "--reference", "no/such/folder"], "not a pipeline folder"),
         (["--concept", "thick", "--reference", "auto", "--no_eval"], "embedded world's judge"),
         (["--concept", "thick", "--reference", "auto", "auto", "auto"], "one or two"),
+        (["--concept", "thick", "--reference", "auto", "--save_format", "unet"], "saved pipeline"),
     ],
 )
-def test_bad_references_are_refused_before_any_work(tmp_path, flags, message):
+def test_bad_references_are_refused_before_any_work(tmp_path, flags, message, capsys):
     with pytest.raises(SystemExit) as e:
         _erase(tmp_path, *flags)
-    assert e.value.code != 0
+    assert e.value.code != 0 and message in capsys.readouterr().err
     assert not (tmp_path / "run" / "erase_config.json").exists()
 
 

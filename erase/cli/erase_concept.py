@@ -294,6 +294,11 @@ def check_reference_args(args, concept) -> None:
         )
     if len(args.reference) > 2:
         raise EraseError("--reference takes one or two references (the second: the noise floor)")
+    if args.save_format != "pipeline":
+        raise EraseError(
+            f"--reference attacks the saved pipeline; --save_format {args.save_format} saves "
+            "only part of it (drop --save_format, or --train_params lora)"
+        )
     reference_concepts(concept.name)
     for spec in args.reference:
         if spec != "auto" and not (Path(spec) / "unet" / "config.json").exists():
