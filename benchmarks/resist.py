@@ -55,7 +55,12 @@ def parse_args(argv=None):
     p.add_argument("--methods", nargs="+", default=METHODS)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--samples", type=int, default=50, help="class samples judged per point")
-    p.add_argument("--attacks", nargs="+", default=["relearn", "benign"])
+    p.add_argument(
+        "--attacks",
+        nargs="*",
+        default=["relearn", "benign"],
+        help="curve attacks per model (none: the erasure and its Avg. Gap only)",
+    )
     p.add_argument("--output_dir", default="runs/resist")
     p.add_argument(
         "--erase_flags", default="", help="extra erase_class flags, e.g. '--max_train_steps 4'"
