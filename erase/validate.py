@@ -55,6 +55,7 @@ for _name in (
     "monitor_every",
     "classes",
     "forget_class",
+    "anchor_classes",
     "null_class",
     "warmup",
     "stop_patience",
