@@ -398,14 +398,14 @@ def numbers(task: str, m: dict) -> dict:
             "seconds": m["erasure_seconds"],
             **stop_numbers(m),
         }
-    kind = "digit" if m["erased_digits"] else "style"
-    other_digits, other_styles = m["other_digits_accuracy_after"], m["other_styles_accuracy_after"]
+    from erase.concept_reference import concept_measures
+
+    c = concept_measures(m)
     return {
-        "erased": 1 - m[f"forget_{kind}_accuracy_after"],
-        # the rest of the world: other digits' and other styles' accuracy, averaged
-        "retained": (other_digits + other_styles) / 2,
-        "other_digits": other_digits,
-        "other_styles": other_styles,
+        "erased": c["erased"],
+        "retained": c["kept"],  # the rest of the world: other digits' and styles', averaged
+        "other_digits": c["other_digits"],
+        "other_styles": c["other_styles"],
         "fid": None,
         "seconds": m.get("erasure_seconds", float("nan")),
         **stop_numbers(m),

@@ -148,9 +148,7 @@ def row(target: str, method: str, metrics: dict, attacks: dict, ref_attacks: dic
         from erase.concept_reference import concept_measures
 
         erased, kept = (concept_measures(metrics)[k] for k in ("erased", "kept"))
-        kept_before = (
-            metrics["other_digits_accuracy_before"] + metrics["other_styles_accuracy_before"]
-        ) / 2
+        kept_before = concept_measures(metrics, "before")["kept"]
     r = {
         "target": target,
         "method": method,

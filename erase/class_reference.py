@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from .attacks.relearn import RELEARN_DEFAULTS
-from .errors import EraseError
 from .reference_gap import (
     RELEARN_STEPS,
     cached_measures,
@@ -25,10 +24,9 @@ from .reference_gap import (
 
 def reference_folders(specs: list[str], forget_classes) -> list[Path]:
     """``auto`` at position i is the cached digits reference of seed i; else a folder."""
-    from .reference import resolve_reference
+    from .reference import check_reference_specs, resolve_reference
 
-    if len(specs) > 2:
-        raise EraseError("--reference takes one or two references (the second: the noise floor)")
+    check_reference_specs(specs)
     return [resolve_reference(s, forget_classes, seed=i) for i, s in enumerate(specs)]
 
 

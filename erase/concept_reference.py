@@ -29,11 +29,19 @@ RELEARN_PROBE = {
 }
 
 
-def concept_measures(metrics: dict) -> dict:
-    """Erased share and kept accuracy of one model from its ``summarize`` metrics."""
+def concept_measures(metrics: dict, when: str = "after") -> dict:
+    """Erased share and kept accuracy of one model from its ``summarize`` metrics (``when``:
+    ``after`` the erasure, or ``before`` it: the original)."""
     kind = "digit" if metrics["erased_digits"] else "style"
-    other = (metrics["other_digits_accuracy_after"] + metrics["other_styles_accuracy_after"]) / 2
-    return {"erased": 1 - metrics[f"forget_{kind}_accuracy_after"], "kept": other, "fid": None}
+    other_digits = metrics[f"other_digits_accuracy_{when}"]
+    other_styles = metrics[f"other_styles_accuracy_{when}"]
+    return {
+        "erased": 1 - metrics[f"forget_{kind}_accuracy_{when}"],
+        "kept": (other_digits + other_styles) / 2,  # the rest of the world, digits and styles
+        "other_digits": other_digits,
+        "other_styles": other_styles,
+        "fid": None,
+    }
 
 
 def reference_concepts(concept_name: str) -> list[str]:
@@ -51,10 +59,9 @@ def reference_concepts(concept_name: str) -> list[str]:
 
 def reference_folders(specs: list[str], concept_name: str) -> list[Path]:
     """``auto`` at position i is the cached tiny-world reference of seed i; else a folder."""
-    from .reference import resolve_concept_reference
+    from .reference import CONCEPT_RECIPE, check_reference_specs, resolve_concept_reference
 
-    if len(specs) > 2:
-        raise EraseError("--reference takes one or two references (the second: the noise floor)")
+    check_reference_specs(specs, "pipeline folder", CONCEPT_RECIPE)
     words = reference_concepts(concept_name)
     return [resolve_concept_reference(s, words, seed=i) for i, s in enumerate(specs)]
 
@@ -98,7 +105,7 @@ def concept_gap(out: Path, args, metrics: dict, concept, images_per_class: int) 
     from .concept_eval import concept_words, evaluate_world, summarize
     from .embedded.tiny_sd import load_tiny_sd
     from .reference import training_cost
-    from .reference_gap import measures_from_concept
+    from .reference_gap import measures_dir, with_relearn_curve
 
     refs = reference_folders(args.reference, concept.name)
     original = args.pretrained_model_name_or_path or "embedded"
@@ -109,20 +116,17 @@ def concept_gap(out: Path, args, metrics: dict, concept, images_per_class: int) 
             after = evaluate_world(load_tiny_sd(model_dir), images_per_class)
             model_metrics = summarize(concept_words(concept.name), metrics["before"], after)
         curve = relearn_share_curve(model_dir, original, relearn, workdir)
-        return measures_from_concept(concept_measures(model_metrics), curve)
+        m = concept_measures(model_metrics)
+        return with_relearn_curve({k: m[k] for k in ("erased", "kept", "fid")}, curve)
 
     run = measures(out, out / "reference_gap" / "relearn", metrics)
     settings = {"images_per_class": images_per_class, "relearn": relearn, "original": original}
-    references = [cached_measures(f, settings, lambda f=f: measures(f, _scratch(f))) for f in refs]
+    references = [
+        cached_measures(f, settings, lambda f=f: measures(f, measures_dir(f) / "relearn"))
+        for f in refs
+    ]
     record = gap_record(run, references)
     record["references"] = [{"folder": f.name, "training": training_cost(f)} for f in refs]
     record["relearning"] = relearn
     print(summary_line(record))
     return record
-
-
-def _scratch(folder: Path) -> Path:
-    """Where a reference's relearning attack writes (the cache, never the user's folder)."""
-    from .reference_gap import measures_dir
-
-    return measures_dir(folder) / "relearn"

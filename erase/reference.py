@@ -98,36 +98,44 @@ def concept_reference(concepts, seed: int = 0) -> Path:
     return folder
 
 
+CLASS_RECIPE = "erase-train-ddpm --exclude_class K"
+CONCEPT_RECIPE = "scripts/train_tiny_sd.py --exclude_concept C"
+
+
+def check_reference_specs(specs, what: str = "model folder", recipe: str = CLASS_RECIPE) -> None:
+    """``--reference`` before any work: one or two (the second: the noise floor), each ``auto``,
+    ``off`` or a folder with ``unet/config.json``; ``recipe`` says how to train one."""
+    if len(specs) > 2:
+        raise EraseError("--reference takes one or two references (the second: the noise floor)")
+    for spec in specs:
+        if spec not in (None, "auto", "off") and not (Path(spec) / "unet" / "config.json").exists():
+            raise EraseError(
+                f"--reference {spec!r} is not a {what} with unet/config.json; pass a model "
+                f"retrained without the concept ({recipe}) or auto"
+            )
+
+
+def _resolve(spec, train, what: str, recipe: str) -> Path | None:
+    if spec is None or spec == "off":
+        return None
+    check_reference_specs([spec], what, recipe)
+    return train() if spec == "auto" else Path(spec)
+
+
 def resolve_concept_reference(spec: str | None, concepts, seed: int = 0) -> Path | None:
     """``--reference`` of a concept erasure: ``auto`` (the tiny world retrained without the
     concept, cached), a pipeline folder trained without it, or None."""
-    if spec is None or spec == "off":
-        return None
-    if spec == "auto":
-        return concept_reference(concepts, seed)
-    folder = Path(spec)
-    if not (folder / "unet" / "config.json").exists():
-        raise EraseError(
-            f"--reference {spec!r} is not a pipeline folder with unet/config.json; pass a model "
-            "retrained without the concept (scripts/train_tiny_sd.py --exclude_concept C) or auto"
-        )
-    return folder
+    return _resolve(
+        spec, lambda: concept_reference(concepts, seed), "pipeline folder", CONCEPT_RECIPE
+    )
 
 
 def resolve_reference(spec: str | None, forget_classes, seed: int = 0) -> Path | None:
     """``--reference``: ``auto`` (the digits world's cached reference, trained if missing), a
     folder (a model of the same family trained without the concept), or None."""
-    if spec is None or spec == "off":
-        return None
-    if spec == "auto":
-        return digits_reference(forget_classes, seed)
-    folder = Path(spec)
-    if not (folder / "unet" / "config.json").exists():
-        raise EraseError(
-            f"--reference {spec!r} is not a model folder with unet/config.json; pass a model "
-            "retrained without the concept (erase-train-ddpm --exclude_class K) or auto"
-        )
-    return folder
+    return _resolve(
+        spec, lambda: digits_reference(forget_classes, seed), "model folder", CLASS_RECIPE
+    )
 
 
 def training_cost(folder: Path) -> dict:

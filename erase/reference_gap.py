@@ -31,10 +31,10 @@ def measures_from(metrics: dict, curve: list[dict] | None) -> dict:
         "kept": metrics["retained_accuracy"],
         "fid": metrics.get("fid_remaining"),
     }
-    return measures_from_concept(m, curve)
+    return with_relearn_curve(m, curve)
 
 
-def measures_from_concept(measures: dict, curve: list[dict] | None) -> dict:
+def with_relearn_curve(measures: dict, curve: list[dict] | None) -> dict:
     """``measures`` (erased, kept, fid) with the relearning curve's shares added."""
     m = dict(measures)
     for point in curve or []:
@@ -98,11 +98,10 @@ def cached_measures(folder: Path, settings: dict, compute) -> dict:
     cache, :func:`measures_dir`)."""
     path = measures_dir(folder) / f"{_key(settings)}.json"
     legacy = Path(folder) / "measures" / path.name  # where earlier versions cached them
-    path = legacy if legacy.exists() and not path.exists() else path
-    if path.exists():
-        return json.loads(path.read_text())["measures"]
+    for cached in (path, legacy):
+        if cached.exists():
+            return json.loads(cached.read_text())["measures"]
     measures = compute()
-    path = measures_dir(folder) / path.name
     atomic_write_json(path, {"settings": settings, "measures": measures})
     return measures
 

@@ -86,10 +86,10 @@ def confirm_seed(j: int) -> int:
 class StopMonitor:
     """Runs the checks of one run, decides, and records why the run ended.
 
-    ``erased_share()`` samples the model as it is now from the check's seeds (``CHECK_SEED``
-    on) and returns the share of samples its judge no longer recognises as the concept;
-    ``erased_share(base_seed)`` does the same from the seeds ``base_seed`` on (the confirming
-    sets, ``confirm_seed(j)``). ``description`` says which judge and samples.
+    ``erased_share(base_seed)`` samples the model as it is now from the seeds ``base_seed`` on
+    (``CHECK_SEED`` for the check, ``confirm_seed(j)`` for the confirming sets) and returns the
+    share of samples its judge no longer recognises as the concept; ``description`` says which
+    judge and samples.
     """
 
     rule: StopRule
@@ -109,7 +109,7 @@ class StopMonitor:
         sets at this step; it counts (``confirmed``) only if each of them meets the target too.
         """
         t0 = time.perf_counter()
-        (share,) = self._judge(accelerator, [None])
+        (share,) = self._judge(accelerator, [CHECK_SEED])
         met = share >= self.rule.target
         record = {"step": step, "erased": share}
         if met and self.rule.confirm:
@@ -130,15 +130,11 @@ class StopMonitor:
                 return "patience"
         return None
 
-    def _judge(self, accelerator, seeds: list[int | None]) -> list[float]:
-        """The shares from each base seed (None: the check's own), judged on the main process
-        and broadcast, so every process takes the same decision."""
+    def _judge(self, accelerator, seeds: list[int]) -> list[float]:
+        """The shares from each base seed, judged on the main process and broadcast, so every
+        process takes the same decision."""
         main = accelerator is None or accelerator.is_main_process
-        shares = [0.0] * len(seeds)
-        if main:
-            shares = [
-                float(self.erased_share() if s is None else self.erased_share(s)) for s in seeds
-            ]
+        shares = [float(self.erased_share(s)) for s in seeds] if main else [0.0] * len(seeds)
         if accelerator is not None and accelerator.num_processes > 1:
             import torch
             from accelerate.utils import broadcast

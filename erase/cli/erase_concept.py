@@ -285,6 +285,7 @@ def check_reference_args(args, concept) -> None:
     if not args.reference:
         return
     from erase.concept_reference import reference_concepts
+    from erase.reference import CONCEPT_RECIPE, check_reference_specs
 
     if args.pretrained_model_name_or_path is not None or args.no_eval:
         raise EraseError(
@@ -292,21 +293,13 @@ def check_reference_args(args, concept) -> None:
             "it needs the embedded world and its evaluation (drop --pretrained_model_name_or_"
             "path / --no_eval, or drop --reference and run eval/attack.py --reference REF)"
         )
-    if len(args.reference) > 2:
-        raise EraseError("--reference takes one or two references (the second: the noise floor)")
     if args.save_format != "pipeline":
         raise EraseError(
             f"--reference attacks the saved pipeline; --save_format {args.save_format} saves "
             "only part of it (drop --save_format, or --train_params lora)"
         )
     reference_concepts(concept.name)
-    for spec in args.reference:
-        if spec != "auto" and not (Path(spec) / "unet" / "config.json").exists():
-            raise EraseError(
-                f"--reference {spec!r} is not a pipeline folder with unet/config.json; pass a "
-                "pipeline retrained without the concept (scripts/train_tiny_sd.py "
-                "--exclude_concept C) or auto"
-            )
+    check_reference_specs(args.reference, "pipeline folder", CONCEPT_RECIPE)
 
 
 def add_lora(unet, rank: int):
