@@ -103,3 +103,25 @@ def test_train_tiny_sd_refuses_an_unknown_concept_to_exclude(tmp_path, capsys):
     assert e.value.code != 0
     assert "cannot exclude ['cat']" in capsys.readouterr().err
     assert not (tmp_path / "ref" / "model_index.json").exists()
+
+
+def test_train_tiny_sd_trains_its_unet_without_the_excluded_images(tmp_path, monkeypatch):
+    """The mask reaches the UNet's training set (the VAE, a codec, still sees every image)."""
+    import erase.embedded.tiny_sd as tiny_sd
+
+    seen = {}
+
+    class _Stop(Exception):
+        pass
+
+    def recording_train_unet(mean, std, digits, styles, *args, **kwargs):
+        seen.update(n=len(mean), digits=digits.clone(), styles=styles.clone())
+        raise _Stop  # what the UNet is given is the point, not training it
+
+    monkeypatch.setattr(tiny_sd, "train_unet", recording_train_unet)
+    with pytest.raises(_Stop):
+        tiny_sd.train_tiny_sd(tmp_path / "ref", vae_steps=1, evaluate=False, exclude=("seven",))
+    assert seen["n"] == len(seen["digits"]) == len(seen["styles"]) > 0
+    assert not (seen["digits"] == DIGIT_WORDS.index("seven")).any()
+    assert set(seen["styles"].tolist()) == set(range(len(STYLES)))  # every style stays
+    assert not (tmp_path / "ref").exists()
