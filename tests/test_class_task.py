@@ -99,3 +99,40 @@ def test_bad_anchor_classes_are_refused_before_any_work(tmp_path, anchors, messa
     with pytest.raises(EraseError, match=message):
         api.erase_class(8, anchor_classes=anchors, output_dir=tmp_path / "r", no_eval=True)
     assert not (tmp_path / "r" / "erase_config.json").exists()
+
+
+def _rule(forget):
+    from erase.class_anchors import choose_anchor_classes
+    from erase.data.class_data import load_class_data
+    from erase.embedded.classifier import load_digits_classifier
+
+    data = load_class_data(None)
+    return choose_anchor_classes(data.images, data.labels, forget, 10, load_digits_classifier())
+
+
+def test_the_anchor_rule_narrows_random_label_only_where_its_average_reads_as_the_forget_class():
+    """On the real digits the nine-digit mean reads as an 8: the rule drops anchors for 8 until
+    the judge gives 8 under chance, and leaves plain random label for a digit it does not hit."""
+    eight = _rule([8])
+    assert eight["p_forget_every_other"] >= 0.1  # the cause: the average is read as an 8
+    assert eight["dropped"] and eight["p_forget_anchors"] < 0.1
+    assert set(eight["anchor_classes"]) | set(eight["dropped"]) == set(range(10)) - {8}
+    seven = _rule([7])
+    assert seven["p_forget_every_other"] < 0.1
+    assert seven["dropped"] == [] and seven["anchor_classes"] == [0, 1, 2, 3, 4, 5, 6, 8, 9]
+
+
+def test_the_job_records_the_anchor_rule_and_a_given_list_overrides_it(tmp_path):
+    import json
+
+    from erase import api
+
+    api.erase_class(8, output_dir=tmp_path / "auto", no_eval=True, max_train_steps=1)
+    config = json.loads((tmp_path / "auto" / "erase_config.json").read_text())
+    assert config["anchor_classes"] == config["anchor_rule"]["anchor_classes"] == _rule([8])[
+        "anchor_classes"
+    ]
+    api.erase_class(8, output_dir=tmp_path / "given", no_eval=True, max_train_steps=1,
+                    anchor_classes=[1])  # fmt: skip
+    config = json.loads((tmp_path / "given" / "erase_config.json").read_text())
+    assert config["anchor_classes"] == [1] and "anchor_rule" not in config

@@ -41,8 +41,8 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="the anchor forget loss maps the forget class to these classes (default: every "
         "other class, one drawn per sample: SalUn's random label). That target regresses onto "
-        "the other classes' average; on the digits the average is read as an 8, so digit 8 "
-        "needs one anchor (e.g. --anchor_classes 1)",
+        "the other classes' average; where a judge reads that average's image as a forget "
+        "class (on the digits: an 8), the default drops anchors until it does not",
     )
     p.add_argument("--method", default="lur", help=f"one of {', '.join(CLASS_METHODS)}")
     p.add_argument(
@@ -260,7 +260,38 @@ def build_data(args, model: ClassModel):
     return data, judge
 
 
-def build_task(args, model: ClassModel, data, method, acc):
+def is_digits_world(data, model: ClassModel) -> bool:
+    return data.source == "sklearn-digits" and model.num_classes == 10
+
+
+def choose_anchors(args, model: ClassModel, data, judge, method) -> dict | None:
+    """Random label's anchors by ``erase.class_anchors``' rule (why: its docstring), when no
+    ``--anchor_classes`` are given, the forget loss is the anchor mapping, and a judge is at
+    hand (``--judge``, or the digits classifier on the digits); None otherwise."""
+    if args.anchor_classes or method.forget_loss != "anchor":
+        return None
+    if judge is None:
+        if not is_digits_world(data, model):
+            return None
+        from erase.embedded.classifier import load_digits_classifier
+
+        judge = load_digits_classifier()
+    from erase.class_anchors import choose_anchor_classes
+
+    record = choose_anchor_classes(
+        data.images, data.labels, args.forget_class, model.num_classes, judge
+    )
+    if record["dropped"]:
+        print(
+            f"random label: the judge reads the other classes' average as a forget class "
+            f"(p = {record['p_forget_every_other']:.2f}); anchoring onto "
+            f"{record['anchor_classes']} instead (p = {record['p_forget_anchors']:.2f}; "
+            "--anchor_classes overrides)"
+        )
+    return record
+
+
+def build_task(args, model: ClassModel, data, method, acc, anchors: dict | None = None):
     """(the untouched original, the task, the trainable parameters)."""
     from erase.jobs import weight_dtype_of
     from erase.params import FrozenModel, select_trainable
@@ -284,7 +315,8 @@ def build_task(args, model: ClassModel, data, method, acc):
         eta=args.esd_eta,
         ga_bound=args.ga_bound,
         retain_null_prob=args.retain_null_prob,
-        anchor_classes=args.anchor_classes,
+        anchor_classes=args.anchor_classes
+        or (anchors["anchor_classes"] if anchors and anchors["dropped"] else None),
     )
     return original, task, named
 
@@ -386,7 +418,8 @@ def run(args):
     model = load_model(args)
     data, judge = build_data(args, model)
     acc = make_accelerator(args)
-    original, task, named = build_task(args, model, data, method, acc)
+    anchors = choose_anchors(args, model, data, judge, method)
+    original, task, named = build_task(args, model, data, method, acc, anchors)
     meta, train_cfg = configs_from_args(args, method)
     config = build_config(
         args,
@@ -398,6 +431,10 @@ def run(args):
         model.null_class,
         environment_record(acc),
     )
+    if anchors is not None:
+        config["anchor_rule"] = anchors
+        if anchors["dropped"]:
+            config["anchor_classes"] = anchors["anchor_classes"]
     start_trackers(acc, args, "erase_class", config)
     stopper = build_stopper(args, rule, model, judge)
     result = train(acc, model.unet, named, task, method, meta, train_cfg, out, stopper=stopper)
@@ -409,8 +446,7 @@ def run(args):
     config["erasure_seconds"] = round(result.elapsed, 2)
     config.update(result.stopping_record())
     save_run_records(out, config, result.log, f"erase class {args.forget_class} with {method.name}")
-    digits_world = data.source == "sklearn-digits" and model.num_classes == 10
-    if not args.no_eval and (judge is not None or digits_world):
+    if not args.no_eval and (judge is not None or is_digits_world(data, model)):
         metrics = evaluate(args, model, original, data, judge, method, acc.device, out)
     else:
         metrics = {"note": "no judge for this data; evaluate with eval/ and your own classifier"}
