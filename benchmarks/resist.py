@@ -18,7 +18,9 @@ Per concept C (a digit word or a style of the tiny text-to-image world) the same
 ``scripts/erase_concept.py --concept C`` and the tiny world retrained without C's images and
 prompts (``erase.reference.concept_reference``, about 25 CPU-minutes); relearning uses the
 original's images of C, 50 judged images per point, and the world's judge (no second judge
-exists for styles). Finished runs and attacks are reused, so the benchmark resumes. Writes
+exists for styles). ``--noise_floor`` adds each target's reference of seed 1: the Avg. Gap
+between the two references, printed beside each run's, is the gap below which a run cannot be
+told from retraining. Finished runs and attacks are reused, so the benchmark resumes. Writes
 ``table.md`` and ``table.json``.
 """
 
@@ -69,6 +71,13 @@ def parse_args(argv=None):
         "--attack_flags", default="", help="extra attack flags, e.g. '--num_inference_steps 4'"
     )
     p.add_argument("--reference", default=None, help="a reference folder for every digit (tests)")
+    p.add_argument(
+        "--noise_floor",
+        action="store_true",
+        help="also the reference of seed 1 per target: the Avg. Gap between the two references "
+        "is the noise floor, below which a run cannot be told from retraining (another 15–30 "
+        "CPU-minutes a target)",
+    )
     p.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = p.parse_args(argv)
     args.relearn_steps, args.benign_steps, args.gap = RELEARN_STEPS, BENIGN_STEPS, True
@@ -97,21 +106,28 @@ def target_flags(kind: str, name: str) -> list[str]:
     return ["--forget_class", name] if kind == "class" else ["--concept", name]
 
 
-def reference_for(kind: str, name: str, args) -> str:
+def reference_for(kind: str, name: str, args, seed: int = 0) -> str:
     """The model retrained without the target (trained into the cache on first use)."""
     if args.reference:
         return args.reference[kind] if isinstance(args.reference, dict) else args.reference
     from erase.reference import concept_reference, digits_reference
 
     if kind == "class":
-        return str(digits_reference([int(name)], 0))
-    return str(concept_reference([name], 0))
+        return str(digits_reference([int(name)], seed))
+    return str(concept_reference([name], seed))
 
 
-def erase(run_dir: Path, kind: str, name: str, method: str, reference: str, args) -> dict:
+def gap_references(kind: str, name: str, args) -> list[str]:
+    """The ``--reference`` folders of a run: seed 0's, and seed 1's with ``--noise_floor``."""
+    if not args.gap:
+        return []
+    return [reference_for(kind, name, args, seed) for seed in (0, 1)[: 1 + args.noise_floor]]
+
+
+def erase(run_dir: Path, kind: str, name: str, method: str, references: list[str], args) -> dict:
     if not (run_dir / ".complete").exists():
         flags = [*target_flags(kind, name), "--method", method, "--seed", str(args.seed)]
-        flags += ["--reference", reference] if args.gap else []
+        flags += ["--reference", *references] if references else []
         flags += [*args.kind_flags.get(kind, []), *args.erase_flags.split()]
         flags += ["--output_dir", str(run_dir), "--overwrite"]
         script = "scripts/erase_class.py" if kind == "class" else "scripts/erase_concept.py"
@@ -141,6 +157,7 @@ def row(target: str, method: str, metrics: dict, attacks: dict, ref_attacks: dic
     """One table row from a run's metrics.json, its attack.json files and the reference's."""
     stopping = metrics.get("stopping")
     gap = (metrics.get("reference_gap") or {}).get("gap", {})
+    floor = (metrics.get("reference_gap") or {}).get("noise_floor", {})
     if "unlearning_accuracy" in metrics:  # the class task
         erased, kept = metrics["unlearning_accuracy"], metrics["retained_accuracy"]
         kept_before = metrics.get("before", {}).get("retained_accuracy")
@@ -159,6 +176,7 @@ def row(target: str, method: str, metrics: dict, attacks: dict, ref_attacks: dic
         "stop_reason": stopping.get("reason") if isinstance(stopping, dict) else "fixed budget",
         "erase_seconds": metrics.get("erasure_seconds"),
         "avg_gap": gap.get("avg_gap"),
+        "noise_floor": floor.get("avg_gap"),
         "check_judge_erased": (metrics.get("check_judge") or {}).get("unlearning_accuracy"),
     }
     for name, a in attacks.items():
@@ -204,7 +222,7 @@ def _steps(rows: list[dict], attack: str) -> str:
 
 def table(rows: list[dict]) -> str:
     head = (
-        f"| target | method | erased % (SVM) | kept % | Avg. Gap | steps (why) | erase s "
+        f"| target | method | erased % (SVM) | kept % | Avg. Gap (floor) | steps (why) | erase s "
         f"| relearn back % "
         f"s={_steps(rows, 'relearn')} (reference) | steps to 50 % back (ref) | benign back % "
         f"s={_steps(rows, 'benign')} (ref) | judges disagree ≤ |"
@@ -216,8 +234,9 @@ def table(rows: list[dict]) -> str:
         dis = [d for d in dis if d is not None]
         lines.append(
             f"| {r['target']} | {r['method']} | {_pct(r['erased'])} ({_pct(r['check_judge_erased'])}) "
-            f"| {_pct(r['kept'])} | {_gap(r['avg_gap'])} "
-            f"| {r['trained_steps']} ({r['stop_reason'] or '-'}) "
+            f"| {_pct(r['kept'])} | {_gap(r['avg_gap'])}"
+            + (f" ({_gap(r['noise_floor'])}) " if r.get("noise_floor") is not None else " ")
+            + f"| {r['trained_steps']} ({r['stop_reason'] or '-'}) "
             f"| {r['erase_seconds'] and round(r['erase_seconds'])} "
             + (f"| {_curve(rl)} ({_curve(rl, 'reference')}) " if rl else "| – ")
             + (
@@ -244,7 +263,7 @@ def main(argv=None) -> list[dict]:
         }
         for method in args.methods:
             run_dir = folder / method
-            metrics = erase(run_dir, kind, name, method, reference, args)
+            metrics = erase(run_dir, kind, name, method, gap_references(kind, name, args), args)
             attacks = {
                 a: attack(str(run_dir), run_dir / f"attack-{a}", kind, name, a, args)
                 for a in args.attacks

@@ -3,8 +3,8 @@
 Every model — the erased run, reference seed 0, reference seed 1 — is judged with the final
 evaluation's judge, samples and seeds (``evaluate_class_erasure``) and attacked with the same
 relearning probe (``erase.attacks.harness.relearn_classes``: 32 real images of the class,
-AdamW 1e-4, batch 32, judged after 5, 10 and 20 steps). A reference's measures are cached beside
-it, so the comparison measures each reference once.
+AdamW 1e-4, batch 32, judged after 5, 10 and 20 steps). A reference's measures are cached in the
+user cache (``erase.reference_gap.measures_dir``), so the comparison measures each reference once.
 """
 
 from __future__ import annotations

@@ -539,3 +539,27 @@ def test_resist_smoke(tmp_path):
         assert 0 <= r["erased"] <= 1 and 0 <= r["kept"] <= 1
     assert 0 <= rows[0]["check_judge_erased"] <= 1
     assert "lur-resist" in (tmp_path / "table.md").read_text()
+
+
+def test_resist_passes_both_references_and_prints_the_noise_floor(monkeypatch):
+    """--noise_floor: each run gets the seed-0 and seed-1 references, and the table prints the
+    references' Avg. Gap beside the run's."""
+    resist = _load_benchmark(BENCH / "resist.py", monkeypatch)
+    args = resist.parse_args(["--digits", "6", "--noise_floor"])
+    import erase.reference
+
+    # the folder names, not the 25-minute trainings: what is checked is which seeds are asked for
+    monkeypatch.setattr(
+        erase.reference, "digits_reference", lambda classes, seed: f"ref-{classes[0]}-seed{seed}"
+    )
+    assert resist.gap_references("class", "6", args) == ["ref-6-seed0", "ref-6-seed1"]
+    args = resist.parse_args(["--digits", "6"])
+    assert resist.gap_references("class", "6", args) == ["ref-6-seed0"]
+    metrics = {
+        "unlearning_accuracy": 0.96,
+        "retained_accuracy": 0.97,
+        "reference_gap": {"gap": {"avg_gap": 0.153}, "noise_floor": {"avg_gap": 0.041}},
+    }
+    r = resist.row("6", "lur", metrics, {}, {})
+    assert r["avg_gap"] == 0.153 and r["noise_floor"] == 0.041
+    assert "| 0.153 (0.041) |" in resist.table([r])

@@ -129,9 +129,11 @@ def test_the_job_records_the_anchor_rule_and_a_given_list_overrides_it(tmp_path)
 
     api.erase_class(8, output_dir=tmp_path / "auto", no_eval=True, max_train_steps=1)
     config = json.loads((tmp_path / "auto" / "erase_config.json").read_text())
-    assert config["anchor_classes"] == config["anchor_rule"]["anchor_classes"] == _rule([8])[
-        "anchor_classes"
-    ]
+    assert (
+        config["anchor_classes"]
+        == config["anchor_rule"]["anchor_classes"]
+        == _rule([8])["anchor_classes"]
+    )
     api.erase_class(8, output_dir=tmp_path / "given", no_eval=True, max_train_steps=1,
                     anchor_classes=[1])  # fmt: skip
     config = json.loads((tmp_path / "given" / "erase_config.json").read_text())
