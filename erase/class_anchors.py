@@ -1,40 +1,72 @@
 """Which retained classes the random-label forget target draws from.
 
-Random label (SalUn) regresses the forget class onto the frozen model's prediction for a random
-other class. Over many draws the regression's target is the *average* of those predictions, so
-the erased class converges to something like the average image of the other classes. Where the
-judge reads that average as the forget class itself, the erasure converges onto the concept it
-should remove: on the digits the mean of any nine digits is read as an 8, and random label left
-digit 8 12–59 % erased through a 600-step cap.
+Random label (SalUn) regresses the forget class's noise prediction onto the frozen model's
+prediction for a random other class. Over many draws the regression's target is the *average*
+of those predictions: trained to the end, the forget class is drawn by the frozen model guided
+by the anchors' mean prediction (the fixed point). Where the judge still sees the forget class
+in that fixed point's samples, no number of steps erases it: on the digits the fixed point of
+the nine other digits is a blurred 8, and random label left digit 8 12–59 % erased through a
+600-step cap.
 
-The rule, with no tuned number: while the judge gives a forget class at least chance probability
-(1 / number of classes) on the class-balanced mean of the anchor classes' training images, drop
-the anchor whose removal lowers that probability most. Where the mean is not read so (every
-digit but 8), the anchors stay every other class: plain random label, unchanged.
+The rule: sample the fixed point (the stopping check's seeds and sample count) and judge it;
+while fewer than ``target`` of its samples are erased, drop the anchor whose removal makes the
+anchors' class-balanced mean training image least like a forget class to the judge (a cheap
+ordering; the sampled fixed point decides when to stop). Where the fixed point is erased
+(every digit but 8), the anchors stay every other class: plain random label, unchanged.
+A verdict is cached in the user cache (``anchor-rule/``), keyed by the model's and the judge's
+weights and the sampler's settings, so a comparison of methods on one digit samples it once.
 """
 
 from __future__ import annotations
 
-import torch
+import hashlib
+import json
+from types import SimpleNamespace
 
+import torch
+from torch import nn
+
+from .embedded.digits import cache_dir
 from .errors import EraseError
+from .io import atomic_write_json
+
+
+class FixedPointUNet(nn.Module):
+    """The frozen UNet whose forget classes predict the anchors' average: what random label
+    regresses them onto. Other labels (the null class of guidance) are the frozen model's."""
+
+    def __init__(self, unet, forget_classes, anchors):
+        super().__init__()
+        self.unet, self.config = unet, unet.config
+        self.register_buffer("forget", torch.tensor(sorted(forget_classes)), persistent=False)
+        self.anchors = [int(a) for a in anchors]
+
+    def forward(self, x, t, class_labels):
+        out = self.unet(x, t, class_labels=class_labels).sample
+        rows = torch.isin(class_labels, self.forget.to(class_labels.device))
+        if rows.any():  # every anchor's prediction in one batch, then their mean
+            xs, ts, k = x[rows], t[rows], len(self.anchors)
+            ys = torch.tensor(self.anchors, device=x.device).repeat_interleave(len(xs))
+            eps = self.unet(xs.repeat(k, 1, 1, 1), ts.repeat(k), class_labels=ys).sample
+            out = out.clone()
+            out[rows] = eps.view(k, len(xs), *eps.shape[1:]).mean(0)
+        return SimpleNamespace(sample=out)
 
 
 @torch.no_grad()
-def _forget_probability(judge, means: dict, anchors: list[int], forget: list[int]) -> float:
+def _mean_image_forget_probability(judge, means: dict, anchors, forget) -> float:
     mean = torch.stack([means[c] for c in anchors]).mean(0, keepdim=True)
     param = next(judge.parameters())
     was_training = judge.training
     judge.eval()
     probs = judge(mean.to(param.device, param.dtype)).float().softmax(-1)[0]
     judge.train(was_training)
-    return float(probs[forget].max())
+    return float(probs[list(forget)].max())
 
 
-def choose_anchor_classes(images, labels, forget_classes, num_classes: int, judge) -> dict:
-    """The anchors the rule keeps, and why: ``{"anchor_classes", "dropped", "p_forget_every_other",
-    "p_forget_anchors", "threshold", "rule"}``. ``images`` in [-1, 1] at the judge's input."""
-    forget = sorted(set(int(k) for k in forget_classes))
+def drop_order(images, labels, forget, num_classes: int, judge) -> list[int]:
+    """Retained classes in the order the rule drops them: greedily, the one whose removal makes
+    the remaining anchors' mean training image least like a forget class to the judge."""
     means = {
         c: images[labels == c].float().mean(0)
         for c in range(num_classes)
@@ -42,25 +74,74 @@ def choose_anchor_classes(images, labels, forget_classes, num_classes: int, judg
     }
     if not means:
         raise EraseError("the training data has no images of a class to retain")
-    threshold = 1.0 / num_classes
-    anchors = sorted(means)
-    p_all = p = _forget_probability(judge, means, anchors, forget)
-    dropped = []
-    while p >= threshold and len(anchors) > 1:
+    anchors, order = sorted(means), []
+    while len(anchors) > 1:
         trials = {
-            c: _forget_probability(judge, means, [a for a in anchors if a != c], forget)
+            c: _mean_image_forget_probability(judge, means, [a for a in anchors if a != c], forget)
             for c in anchors
         }
         drop = min(trials, key=lambda c: (trials[c], c))
         anchors.remove(drop)
-        dropped.append(drop)
-        p = trials[drop]
-    return {
+        order.append(drop)
+    return order + anchors
+
+
+def choose_anchor_classes(
+    unet,
+    scheduler,
+    images,
+    labels,
+    forget_classes,
+    num_classes: int,
+    null_class: int,
+    judge,
+    guidance_scale: float,
+    num_inference_steps: int,
+    target: float,
+    samples: int,
+) -> dict:
+    """The anchors the rule keeps, and why: ``{"anchor_classes", "dropped", "fixed_point_erased"
+    (one share per anchor set tried), "target", "samples", "rule"}``. ``images`` in [-1, 1] at
+    the model's size; ``unet`` the frozen original."""
+    from .class_eval import state_hash
+    from .stopping import CHECK_SEED, class_erased_share
+
+    forget = sorted(set(int(k) for k in forget_classes))
+    settings = [forget, null_class, float(guidance_scale), int(num_inference_steps)]
+    settings += [float(target), int(samples), CHECK_SEED, list(images.shape), float(images.sum())]
+    key = hashlib.sha256(
+        json.dumps([state_hash(unet), state_hash(judge), settings]).encode()
+    ).hexdigest()[:20]
+    cached = cache_dir() / "anchor-rule" / f"{key}.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
+    order = drop_order(images, labels, forget, num_classes, judge)
+    anchors, dropped, shares = sorted(order), [], []
+    while True:
+        share = class_erased_share(
+            FixedPointUNet(unet, forget, anchors),
+            scheduler,
+            judge,
+            forget,
+            null_class,
+            guidance_scale,
+            num_inference_steps,
+            samples,
+        )()
+        shares.append(round(share, 4))
+        if share >= target or len(anchors) == 1:
+            break
+        dropped.append(order[len(dropped)])
+        anchors.remove(dropped[-1])
+    record = {
         "anchor_classes": anchors,
         "dropped": dropped,
-        "p_forget_every_other": round(p_all, 4),
-        "p_forget_anchors": round(p, 4),
-        "threshold": round(threshold, 4),
-        "rule": "drop anchors while the judge gives a forget class at least chance probability "
-        "on the anchors' mean training image",
+        "fixed_point_erased": shares,
+        "target": target,
+        "samples": samples,
+        "rule": "drop anchors while the judge sees a forget class in more than 1 - target of "
+        "the samples random label converges to (the frozen model guided by the anchors' mean "
+        "prediction)",
     }
+    atomic_write_json(cached, record)
+    return record

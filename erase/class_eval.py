@@ -47,9 +47,10 @@ def images_by_class(
     return {c: images[i * n_per_class : (i + 1) * n_per_class] for i, c in enumerate(classes)}
 
 
-def _state_hash(unet) -> str:
+def state_hash(module) -> str:
+    """A fingerprint of a module's weights (each tensor's first bytes and sum): cache keys."""
     h = hashlib.sha256()
-    for k, v in sorted(unet.state_dict().items()):
+    for k, v in sorted(module.state_dict().items()):
         h.update(k.encode())
         h.update(v.detach().float().cpu().numpy().tobytes()[:4096])
         h.update(str(float(v.float().sum())).encode())
@@ -82,7 +83,7 @@ def evaluate_class_erasure(
         eval_cfg["num_inference_steps"],
         eval_cfg["seed"],
     )
-    key_parts = [_state_hash(unet_before), args] + ([] if default_classes else [classes])
+    key_parts = [state_hash(unet_before), args] + ([] if default_classes else [classes])
     key = hashlib.sha256(json.dumps(key_parts).encode()).hexdigest()[:20]
     cache = cache_dir() / "eval" / f"before-{key}.pt"
     before = None

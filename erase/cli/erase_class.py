@@ -264,10 +264,11 @@ def is_digits_world(data, model: ClassModel) -> bool:
     return data.source == "sklearn-digits" and model.num_classes == 10
 
 
-def choose_anchors(args, model: ClassModel, data, judge, method) -> dict | None:
+def choose_anchors(args, model: ClassModel, data, judge, method, rule, acc) -> dict | None:
     """Random label's anchors by ``erase.class_anchors``' rule (why: its docstring), when no
     ``--anchor_classes`` are given, the forget loss is the anchor mapping, and a judge is at
-    hand (``--judge``, or the digits classifier on the digits); None otherwise."""
+    hand (``--judge``, or the digits classifier on the digits); None otherwise. The main process
+    decides and broadcasts, so every process trains toward the same target."""
     if args.anchor_classes or method.forget_loss != "anchor":
         return None
     if judge is None:
@@ -276,17 +277,34 @@ def choose_anchors(args, model: ClassModel, data, judge, method) -> dict | None:
         from erase.embedded.classifier import load_digits_classifier
 
         judge = load_digits_classifier()
-    from erase.class_anchors import choose_anchor_classes
+    from accelerate.utils import broadcast_object_list
 
-    record = choose_anchor_classes(
-        data.images, data.labels, args.forget_class, model.num_classes, judge
-    )
-    if record["dropped"]:
+    from erase.class_anchors import choose_anchor_classes
+    from erase.stopping import DEFAULT_TARGET
+
+    record = [None]
+    if acc.is_main_process:
+        record[0] = choose_anchor_classes(
+            model.unet.to(acc.device),
+            model.scheduler,
+            data.images,
+            data.labels,
+            args.forget_class,
+            model.num_classes,
+            model.null_class,
+            judge,
+            args.guidance_scale,
+            args.num_inference_steps,
+            target=rule.target if rule is not None else DEFAULT_TARGET,
+            samples=rule.samples if rule is not None else 32,
+        )
+    record = broadcast_object_list(record)[0]
+    if record["dropped"] and acc.is_main_process:
         print(
-            f"random label: the judge reads the other classes' average as a forget class "
-            f"(p = {record['p_forget_every_other']:.2f}); anchoring onto "
-            f"{record['anchor_classes']} instead (p = {record['p_forget_anchors']:.2f}; "
-            "--anchor_classes overrides)"
+            "random label: the judge sees the forget class in the samples its target converges "
+            f"to ({100 * record['fixed_point_erased'][0]:.0f} % erased); anchoring onto "
+            f"{record['anchor_classes']} instead ({100 * record['fixed_point_erased'][-1]:.0f} "
+            "% erased; --anchor_classes overrides)"
         )
     return record
 
@@ -418,7 +436,7 @@ def run(args):
     model = load_model(args)
     data, judge = build_data(args, model)
     acc = make_accelerator(args)
-    anchors = choose_anchors(args, model, data, judge, method)
+    anchors = choose_anchors(args, model, data, judge, method, rule, acc)
     original, task, named = build_task(args, model, data, method, acc, anchors)
     meta, train_cfg = configs_from_args(args, method)
     config = build_config(
