@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sys
 from types import SimpleNamespace
 
 import torch
@@ -115,6 +116,11 @@ def choose_anchor_classes(
     cached = cache_dir() / "anchor-rule" / f"{key}.json"
     if cached.exists():
         return json.loads(cached.read_text())
+    print(
+        f"random label: judging the samples its target converges to ({samples} per anchor set "
+        f"tried, {num_inference_steps} steps; cached in {cached.parent})",
+        file=sys.stderr,
+    )
     order = drop_order(images, labels, forget, num_classes, judge)
     anchors, dropped, shares = sorted(order), [], []
     while True:
