@@ -40,9 +40,10 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         default=None,
         help="the anchor forget loss maps the forget class to these classes (default: every "
-        "other class, one drawn per sample: SalUn's random label). That target regresses onto "
-        "the other classes' average; where a judge reads that average's image as a forget "
-        "class (on the digits: an 8), the default drops anchors until it does not",
+        "other class, one drawn per sample: SalUn's random label). That target converges to "
+        "the other classes' average prediction; where the judge still sees the forget class "
+        "in that average's samples (on the digits: an 8), the default drops anchors until it "
+        "sees it in none (recorded as anchor_rule in erase_config.json)",
     )
     p.add_argument("--method", default="lur", help=f"one of {', '.join(CLASS_METHODS)}")
     p.add_argument(
@@ -280,7 +281,6 @@ def choose_anchors(args, model: ClassModel, data, judge, method, rule, acc) -> d
     from accelerate.utils import broadcast_object_list
 
     from erase.class_anchors import choose_anchor_classes
-    from erase.stopping import DEFAULT_TARGET
 
     record = [None]
     if acc.is_main_process:
@@ -295,7 +295,6 @@ def choose_anchors(args, model: ClassModel, data, judge, method, rule, acc) -> d
             judge,
             args.guidance_scale,
             args.num_inference_steps,
-            target=rule.target if rule is not None else DEFAULT_TARGET,
             samples=rule.samples if rule is not None else 32,
         )
     record = broadcast_object_list(record)[0]
