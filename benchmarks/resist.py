@@ -156,8 +156,8 @@ def attack(model: str, out: Path, kind: str, name: str, attack_name: str, args) 
 def row(target: str, method: str, metrics: dict, attacks: dict, ref_attacks: dict) -> dict:
     """One table row from a run's metrics.json, its attack.json files and the reference's."""
     stopping = metrics.get("stopping")
-    gap = (metrics.get("reference_gap") or {}).get("gap", {})
-    floor = (metrics.get("reference_gap") or {}).get("noise_floor", {})
+    reference_gap = metrics.get("reference_gap") or {}
+    gap, floor = reference_gap.get("gap", {}), reference_gap.get("noise_floor", {})
     if "unlearning_accuracy" in metrics:  # the class task
         erased, kept = metrics["unlearning_accuracy"], metrics["retained_accuracy"]
         kept_before = metrics.get("before", {}).get("retained_accuracy")

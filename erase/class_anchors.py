@@ -48,14 +48,20 @@ class FixedPointUNet(nn.Module):
         self.anchors = [int(a) for a in anchors]
 
     def forward(self, x, t, class_labels):
-        out = self.unet(x, t, class_labels=class_labels).sample
+        """One batch: the other rows as they are, each forget row once per anchor."""
         rows = torch.isin(class_labels, self.forget.to(class_labels.device))
-        if rows.any():  # every anchor's prediction in one batch, then their mean
-            xs, ts, k = x[rows], t[rows], len(self.anchors)
-            ys = torch.tensor(self.anchors, device=x.device).repeat_interleave(len(xs))
-            eps = self.unet(xs.repeat(k, 1, 1, 1), ts.repeat(k), class_labels=ys).sample
-            out = out.clone()
-            out[rows] = eps.view(k, len(xs), *eps.shape[1:]).mean(0)
+        keep, n, k = ~rows, int(rows.sum()), len(self.anchors)
+        t = t.expand(len(x)) if t.dim() == 0 else t
+        anchors = torch.tensor(self.anchors, device=x.device).repeat_interleave(n)
+        eps = self.unet(
+            torch.cat([x[keep], x[rows].repeat(k, 1, 1, 1)]),
+            torch.cat([t[keep], t[rows].repeat(k)]),
+            class_labels=torch.cat([class_labels[keep], anchors.to(class_labels.dtype)]),
+        ).sample
+        m = len(x) - n
+        out = eps.new_empty((len(x), *eps.shape[1:]))
+        out[keep] = eps[:m]
+        out[rows] = eps[m:].view(k, n, *eps.shape[1:]).mean(0)
         return SimpleNamespace(sample=out)
 
 

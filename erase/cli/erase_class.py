@@ -281,6 +281,7 @@ def choose_anchors(args, model: ClassModel, data, judge, method, rule, acc) -> d
     from accelerate.utils import broadcast_object_list
 
     from erase.class_anchors import choose_anchor_classes
+    from erase.stopping import StopRule
 
     record = [None]
     if acc.is_main_process:
@@ -295,7 +296,7 @@ def choose_anchors(args, model: ClassModel, data, judge, method, rule, acc) -> d
             judge,
             args.guidance_scale,
             args.num_inference_steps,
-            samples=rule.samples if rule is not None else 32,
+            samples=(rule or StopRule()).samples,
         )
     record = broadcast_object_list(record)[0]
     if record["dropped"] and acc.is_main_process:
@@ -306,6 +307,14 @@ def choose_anchors(args, model: ClassModel, data, judge, method, rule, acc) -> d
             "% erased; --anchor_classes overrides)"
         )
     return record
+
+
+def anchor_classes_of(args, anchors: dict | None) -> list[int] | None:
+    """The anchors the task trains toward: ``--anchor_classes``, else the rule's where it
+    dropped any, else None (every other class)."""
+    if args.anchor_classes:
+        return args.anchor_classes
+    return anchors["anchor_classes"] if anchors and anchors["dropped"] else None
 
 
 def build_task(args, model: ClassModel, data, method, acc, anchors: dict | None = None):
@@ -332,8 +341,7 @@ def build_task(args, model: ClassModel, data, method, acc, anchors: dict | None 
         eta=args.esd_eta,
         ga_bound=args.ga_bound,
         retain_null_prob=args.retain_null_prob,
-        anchor_classes=args.anchor_classes
-        or (anchors["anchor_classes"] if anchors and anchors["dropped"] else None),
+        anchor_classes=anchor_classes_of(args, anchors),
     )
     return original, task, named
 
@@ -450,8 +458,7 @@ def run(args):
     )
     if anchors is not None:
         config["anchor_rule"] = anchors
-        if anchors["dropped"]:
-            config["anchor_classes"] = anchors["anchor_classes"]
+        config["anchor_classes"] = anchor_classes_of(args, anchors) or config["anchor_classes"]
     start_trackers(acc, args, "erase_class", config)
     stopper = build_stopper(args, rule, model, judge)
     result = train(acc, model.unet, named, task, method, meta, train_cfg, out, stopper=stopper)
