@@ -95,6 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
         "or can be downloaded)",
     )
     add_training_args(p, **DEFAULTS, methods=CLASS_METHODS)
+    add_reference_arg(p)
+    return p
+
+
+def add_reference_arg(p: argparse.ArgumentParser) -> None:
+    """``--reference``: the model retrained without the forget classes, to measure against."""
     p.add_argument(
         "--reference",
         nargs="+",
@@ -104,7 +110,6 @@ def build_parser() -> argparse.ArgumentParser:
         "folder(s) of a model retrained without them (erase-train-ddpm --exclude_class); a "
         "second one ('auto auto': seed 1) gives the noise floor (default: no reference)",
     )
-    return p
 
 
 def parse_args(argv=None):

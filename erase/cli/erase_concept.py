@@ -796,16 +796,9 @@ def run(args):
     # training noise the DDPM way, whatever sampler the pipeline ships (SDXL: Euler), with the
     # model's own prediction type (as diffusers' training examples do)
     noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+    env = environment_record(acc)
     config = build_config(
-        args,
-        model,
-        concept,
-        retain_prompts,
-        method,
-        meta,
-        train_cfg,
-        noise_scheduler,
-        environment_record(acc),
+        args, model, concept, retain_prompts, method, meta, train_cfg, noise_scheduler, env
     )
     start_trackers(acc, args, "erase_concept", config)
 

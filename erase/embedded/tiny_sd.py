@@ -304,27 +304,18 @@ def train_tiny_sd(
     train_text_encoder: bool = True,
     exclude: tuple[str, ...] = (),
 ):
-    """Train the tiny SD (VAE, then UNet on its latents) and save it atomically to ``output_dir``.
-
-    The text encoder (a small CLIP text model) is trained jointly with the UNet by default;
-    erasure methods then freeze it, as they do with Stable Diffusion's.
-    ``exclude`` (digit words and styles) trains the exact-unlearning reference: the UNet and
-    the text encoder never see those images nor, therefore, their prompts (a prompt is only
-    ever drawn for an image it describes). The VAE, a codec that no erasure method or attack
-    touches, is trained on every image as the original's is: with the same seed it is the
-    original's VAE, so reference and erased models decode alike.
-    Returns the ``world.json`` dictionary.
-    """
+    """Train the tiny SD (VAE, then UNet and text encoder on its latents; erasure methods then
+    freeze the text encoder, as with Stable Diffusion's) and save it atomically; returns the
+    ``world.json`` dictionary. ``exclude`` (digit words, styles) trains the exact-unlearning
+    reference: UNet and text encoder never see those images, so never their prompts either. The
+    VAE, a codec no method or attack touches, sees every image: with the same seed it is the
+    original's, so reference and erased models decode alike."""
     from ..io import atomic_dir, atomic_write_json
 
     t_start = time.time()
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
-    images, labels = training_images()
-    n_styles, n = images.shape[:2]
-    flat = images.flatten(0, 1)
-    digits = labels.repeat(n_styles)
-    styles = torch.arange(n_styles).repeat_interleave(n)
+    images, flat, digits, styles = _flat_training_set()
     keep = kept_for_training(digits, styles, exclude)
 
     vae, mean, std, vae_mse = _train_scaled_vae(
@@ -392,6 +383,14 @@ def excluded_concepts(names) -> tuple[str, ...]:
     ) == len(DIGIT_WORDS):
         raise EraseError(f"excluding {list(names)} leaves no training image; exclude fewer")
     return names
+
+
+def _flat_training_set():
+    """The training images as (per style × digit image, flattened, digit labels, style labels)."""
+    images, labels = training_images()
+    n_styles, n = images.shape[:2]
+    flat = images.flatten(0, 1)
+    return images, flat, labels.repeat(n_styles), torch.arange(n_styles).repeat_interleave(n)
 
 
 def kept_for_training(digits: torch.Tensor, styles: torch.Tensor, exclude) -> torch.Tensor:
