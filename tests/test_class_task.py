@@ -160,7 +160,23 @@ def test_the_job_records_the_anchor_rule_and_a_given_list_overrides_it(tmp_path,
     config = json.loads((tmp_path / "auto" / "erase_config.json").read_text())
     assert config["anchor_rule"] == eight  # the job asked the rule (its cached verdict)
     assert config["anchor_classes"] == eight["anchor_classes"]
+    # given the same anchors by hand, the job asks no rule and trains the very same weights:
+    # the verdict is what the task trains toward, not only what the config records
     api.erase_class(8, output_dir=tmp_path / "given", no_eval=True, max_train_steps=1,
-                    anchor_classes=[1])  # fmt: skip
+                    anchor_classes=eight["anchor_classes"])  # fmt: skip
     config = json.loads((tmp_path / "given" / "erase_config.json").read_text())
-    assert config["anchor_classes"] == [1] and "anchor_rule" not in config
+    assert config["anchor_classes"] == eight["anchor_classes"] and "anchor_rule" not in config
+    auto, given = (_unet_weights(tmp_path / run) for run in ("auto", "given"))
+    assert auto.keys() == given.keys()
+    assert all(torch.equal(auto[k], given[k]) for k in auto)
+    # and the rule's anchors are not plain random label's: that trains other weights
+    api.erase_class(8, output_dir=tmp_path / "plain", no_eval=True, max_train_steps=1,
+                    anchor_classes=[0, 1, 2, 3, 4, 5, 6, 7, 9])  # fmt: skip
+    plain = _unet_weights(tmp_path / "plain")
+    assert any(not torch.equal(auto[k], plain[k]) for k in auto)
+
+
+def _unet_weights(run) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(next((run / "unet").glob("*.safetensors")))
