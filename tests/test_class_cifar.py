@@ -144,6 +144,20 @@ def test_erase_class_with_a_judge_writes_the_digits_keys(
     assert "HF_HUB_OFFLINE" in m["note"]
     assert str(judge_dir) in m["evaluation"]["judge"]
     assert (out / "grid.png").exists()
+    # the model card says what was erased, why the run ended, what the judge measured, and
+    # how to load it; the snippet it shows loads the saved weights
+    card = (out / "README.md").read_text()
+    assert "# Class 3 erased with `lur`" in card and f"Base model: `{ddpm_run}`" in card
+    from erase.stopping import describe_stop
+
+    stopping = json.loads((out / "erase_config.json").read_text())["stopping"]
+    assert f"Stopping rule: {describe_stop(stopping)}." in card and "step 2" in card
+    erased = f"{m['before']['unlearning_accuracy']:.3f} | {m['unlearning_accuracy']:.3f} |"
+    assert erased in card and f"--compare {ddpm_run}" in card
+    from diffusers import UNet2DModel
+
+    assert "UNet2DModel.from_pretrained('OUT/unet')" in card
+    assert UNet2DModel.from_pretrained(out / "unet").config.num_class_embeds == 11
 
 
 def test_erase_class_rejects_a_bad_judge_in_one_line(ddpm_run, cifar_dir, tmp_path, env):

@@ -160,6 +160,10 @@ def test_the_job_records_the_anchor_rule_and_a_given_list_overrides_it(tmp_path,
     config = json.loads((tmp_path / "auto" / "erase_config.json").read_text())
     assert config["anchor_rule"] == eight  # the job asked the rule (its cached verdict)
     assert config["anchor_classes"] == eight["anchor_classes"]
+    card = (tmp_path / "auto" / "README.md").read_text()
+    anchors = ", ".join(map(str, eight["anchor_classes"]))
+    assert f"| anchor_classes | {anchors} |" in card
+    assert f"mapped onto {anchors} only" in card
     # given the same anchors by hand, the job asks no rule and trains the very same weights:
     # the verdict is what the task trains toward, not only what the config records
     api.erase_class(8, output_dir=tmp_path / "given", no_eval=True, max_train_steps=1,

@@ -197,6 +197,10 @@ def test_a_stopped_run_equals_a_fixed_run_of_its_steps_and_resumes_exactly(tmp_p
     # every earlier check missed the target, or met it on the main set but not on the fresh one
     assert all(c["erased"] < 0.6 or not c["confirmed"] for c in rec["checks"][:-1])
     assert [c["step"] for c in rec["checks"]] == list(range(3, s + 1, 3))
+    assert (
+        f"Stopping rule: target 60% met at step {s}"
+        in (tmp_path / "stop" / "README.md").read_text()
+    )
 
     from erase import api
 

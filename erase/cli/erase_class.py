@@ -441,7 +441,8 @@ def evaluate(args, model: ClassModel, original, data, judge, method, device, out
 def run(args):
     """The job for parsed ``args`` (raises ``EraseError`` on bad input; the API calls this)."""
     method, rule, out = resolve_inputs(args)
-    from erase.io import atomic_write_json
+    from erase.class_card import class_model_card
+    from erase.io import atomic_write_json, atomic_write_text
     from erase.jobs import mark_complete, save_run_records, start_trackers, stop_unless_main, train
     from erase.runs import configs_from_args, environment_record, make_accelerator
 
@@ -482,6 +483,7 @@ def run(args):
     metrics["erasure_seconds"] = config["erasure_seconds"]
     metrics.update(result.stopping_record())
     atomic_write_json(out / "metrics.json", metrics)
+    atomic_write_text(out / "README.md", class_model_card(config, metrics))
     mark_complete(acc, out)
     print(f"saved the erased model to {out}")
     return out
