@@ -17,10 +17,10 @@ with ``--check_judge digits-svm``: a second judge of another model family on eve
 Per concept C (a digit word or a style of the tiny text-to-image world) the same, with
 ``scripts/erase_concept.py --concept C`` and the tiny world retrained without C's images and
 prompts (``erase.reference.concept_reference``, about 25 CPU-minutes); relearning uses the
-original's images of C, 50 judged images per point, and the world's judge (no second judge
-exists for styles). ``--noise_floor`` adds each target's reference of seed 1: the Avg. Gap
-between the two references, printed beside each run's, is the gap below which a run cannot be
-told from retraining. Finished runs and attacks are reused, so the benchmark resumes. Writes
+original's images of C, 50 judged images per point, and the world's judge, checked by
+``embedded-svm`` (SVMs on raw pixels: another model family). ``--noise_floor`` adds each
+target's reference of seed 1: the Avg. Gap between the two references, printed beside each
+run's, is the gap below which a run cannot be told from retraining. Finished runs and attacks are reused, so the benchmark resumes. Writes
 ``table.md`` and ``table.json``.
 """
 
@@ -149,7 +149,7 @@ def attack(model: str, out: Path, kind: str, name: str, attack_name: str, args) 
 
         n_prompts = len(resolve_concept(name).forget)
         seeds = relearn_settings(name, n_prompts, args.seed, samples=args.samples)["seeds"]
-        flags += ["--seeds", *map(str, seeds)]
+        flags += ["--seeds", *map(str, seeds), "--check_judge", "embedded-svm"]
     return attack_once(model, out, [*flags, *args.attack_flags.split()])
 
 

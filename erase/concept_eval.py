@@ -24,6 +24,7 @@ def _pipe_key(pipe, images_per_class) -> str:
             h.update(k.encode())
             h.update(str(float(v.float().sum())).encode())
     h.update(str(images_per_class).encode())
+    h.update(b"second judge")  # evaluations cached before the second judge lack its verdicts
     return h.hexdigest()[:20]
 
 
@@ -40,15 +41,39 @@ def evaluate_world(pipe, images_per_class: int = 40, use_cache: bool = True) -> 
 
 
 def summarize(concept_words: list[str], before: dict, after: dict) -> dict:
-    """Headline numbers for erased digits/styles: the erased share and the kept accuracies."""
+    """Headline numbers for erased digits/styles: the erased share and the kept accuracies;
+    under ``check_judge`` the same by the second judge, where both evaluations have one."""
     digits = [w for w in concept_words if w in DIGIT_WORDS]
     styles = [s for s in concept_words if s in STYLES]
+    out = {"before": before, "after": after, "erased_digits": digits, "erased_styles": styles}
+    out.update(_headline(digits, styles, before, after))
+    out["conventions"] = (
+        "judge: independent digit/style classifier trained on real digits rendered in each "
+        "style; accuracy = share of generated images judged as the prompt's digit/style; "
+        f"{before.get('images_per_class')} images per digit and per style, fixed seeds"
+    )
+    second = before.get("second_judge"), after.get("second_judge")
+    if all(isinstance(s, dict) for s in second):
+        check = {"erased_digits": digits, **_headline(digits, styles, *second)}
+        kind = "digit" if digits else "style"
+        check["unlearning_accuracy"] = 1 - check[f"forget_{kind}_accuracy_after"]
+        check["retained_accuracy"] = (
+            check["other_digits_accuracy_after"] + check["other_styles_accuracy_after"]
+        ) / 2
+        out["check_judge"] = {
+            "judge": second[1]["judge"],
+            "test_accuracy": second[1]["test_accuracy"],
+            **check,
+        }
+    return out
 
+
+def _headline(digits: list[str], styles: list[str], before: dict, after: dict) -> dict:
     def mean(xs):
         xs = list(xs)
         return sum(xs) / len(xs) if xs else float("nan")
 
-    out = {"before": before, "after": after, "erased_digits": digits, "erased_styles": styles}
+    out = {}
     for tag, r in (("before", before), ("after", after)):
         pd, ps = r["per_digit_accuracy"], r["per_style_accuracy"]
         out[f"forget_digit_accuracy_{tag}"] = mean(pd[w] for w in digits)
@@ -56,11 +81,6 @@ def summarize(concept_words: list[str], before: dict, after: dict) -> dict:
         out[f"forget_style_accuracy_{tag}"] = mean(ps[s] for s in styles)
         out[f"other_styles_accuracy_{tag}"] = mean(ps[s] for s in STYLES if s not in styles)
         out[f"styled_digit_accuracy_{tag}"] = r["styled_prompt_digit_accuracy"]
-    out["conventions"] = (
-        "judge: independent digit/style classifier trained on real digits rendered in each "
-        "style; accuracy = share of generated images judged as the prompt's digit/style; "
-        f"{before.get('images_per_class')} images per digit and per style, fixed seeds"
-    )
     return out
 
 

@@ -193,6 +193,23 @@ def test_svm_judge_is_a_real_second_opinion_on_digits():
     assert sum(judge.sees(others)) / len(others) <= 0.02
 
 
+def test_embedded_svm_judge_is_a_real_second_opinion_on_words_and_styles():
+    """The text-to-image world's check judge (SVMs on raw pixels) sees a word or a style on the
+    real held-out digits rendered with it, and not on the others."""
+    from erase.attacks.judges import make_judge
+    from erase.embedded.judge import styled_digits
+    from erase.embedded.styles import STYLES
+    from erase.images import tensor_to_pil
+
+    images, digits, styles = styled_digits("test")
+    for word, shown in (("three", digits == 3), ("thick", styles == STYLES.index("thick"))):
+        judge = make_judge("embedded-svm", [word], word)
+        assert judge.settings["name"] == "embedded_svm" and judge.settings["target"] == word
+        yes, no = tensor_to_pil(images[shown][:200]), tensor_to_pil(images[~shown][:200])
+        assert sum(judge.sees(yes)) / len(yes) >= 0.9
+        assert sum(judge.sees(no)) / len(no) <= 0.05
+
+
 def test_check_judge_shares_sit_beside_every_curve_point(tmp_path):
     a = _attack(
         tmp_path, "embedded", "--forget_class", 7, "--attack", "relearn", "--check_judge",

@@ -87,6 +87,12 @@ def test_erase_concept_measures_its_gap_to_the_reference(tmp_path, monkeypatch, 
         assert gap[k] == pytest.approx(abs(run[k] - ref[k]))
     assert gap["avg_gap"] == pytest.approx((gap["erased"] + gap["kept"]) / 2)  # no relearn@10
     assert record["relearning"]["steps"] == [1]
+    # the same images judged a second time by another model family (SVMs on raw pixels)
+    check = metrics["check_judge"]
+    assert "SVC" in check["judge"] and check["test_accuracy"]["style_accuracy"] >= 0.95
+    assert check["unlearning_accuracy"] == pytest.approx(1 - check["forget_style_accuracy_after"])
+    kept = (check["other_digits_accuracy_after"] + check["other_styles_accuracy_after"]) / 2
+    assert check["retained_accuracy"] == pytest.approx(kept)
     # the reference's measures live in the user cache, never in the reference's folder
     assert sorted(p.name for p in reference.iterdir()) == before
     assert list((tmp_path / "cache" / "reference-measures").glob("*/*.json"))

@@ -66,6 +66,32 @@ class EmbeddedJudge(Judge):
         }
 
 
+class EmbeddedSVMJudge(EmbeddedJudge):
+    """A second opinion on the tiny world from another model family (erase.embedded.svm):
+    SVMs on raw pixels of the real digits rendered in every style."""
+
+    name = "embedded_svm"
+
+    def sees(self, images):
+        from ..embedded.svm import styled_svm_predict
+
+        digit, style = styled_svm_predict(list(images))
+        pred = digit if self.head == "digit" else style
+        return [bool(v) for v in (pred == self.index).tolist()]
+
+    @property
+    def settings(self):
+        from ..embedded.svm import STYLED_SVM_SETTINGS, styled_svms
+
+        return {
+            **super().settings,
+            "name": self.name,
+            "model": STYLED_SVM_SETTINGS,
+            "test_accuracy": styled_svms()[2],
+            "rule": f"predicted {self.head} == {self.word}",
+        }
+
+
 class DigitsClassifierJudge(Judge):
     """The digits DDPM's independent classifier: the concept is class ``k``."""
 
@@ -213,8 +239,8 @@ def make_judge(
     threshold: float | None = None,
     labels: Sequence[str] | None = None,
 ) -> Judge:
-    """``spec``: None (chosen from the concept), ``embedded``, ``digits``, ``digits-svm``,
-    ``nudenet`` or a transformers image-classification folder."""
+    """``spec``: None (chosen from the concept), ``embedded``, ``embedded-svm``, ``digits``,
+    ``digits-svm``, ``nudenet`` or a transformers image-classification folder."""
     if spec is None:
         if forget_class is not None:
             spec = "digits"
@@ -235,17 +261,17 @@ def make_judge(
         if forget_class is None:
             raise EraseError("--judge digits-svm needs --forget_class")
         return DigitsSVMJudge(forget_class)
-    if spec == "embedded":
+    if spec in ("embedded", "embedded-svm"):
         if len(concept_words) != 1:
             raise EraseError(
                 f"the embedded judge needs one digit or style as the concept, got {concept_name!r}"
             )
-        return EmbeddedJudge(concept_words[0])
+        return (EmbeddedJudge if spec == "embedded" else EmbeddedSVMJudge)(concept_words[0])
     if spec == "nudenet":
         return NudeNetJudge(NUDENET_ATTACK_THRESHOLD if threshold is None else threshold)
     if Path(spec).is_dir():
         return HFClassifierJudge(spec, labels or [concept_name])
     raise EraseError(
-        f"unknown --judge {spec!r}; use embedded, digits, digits-svm, nudenet or an "
-        "image-classifier folder"
+        f"unknown --judge {spec!r}; use embedded, embedded-svm, digits, digits-svm, nudenet or "
+        "an image-classifier folder"
     )

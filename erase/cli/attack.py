@@ -79,8 +79,8 @@ def _add_model_args(p) -> None:
     p.add_argument(
         "--judge",
         default=None,
-        help="embedded, digits, nudenet or a folder (default: digits for --forget_class, "
-        "embedded for the embedded world's concepts, nudenet for nudity)",
+        help="embedded, embedded-svm, digits, digits-svm, nudenet or a folder (default: digits "
+        "for --forget_class, embedded for the embedded world's concepts, nudenet for nudity)",
     )
     p.add_argument("--judge_threshold", type=float, default=None, help="nudenet: default 0.45")
     p.add_argument(
@@ -150,7 +150,8 @@ def _add_curve_args(g) -> None:
     g.add_argument(
         "--check_judge",
         default=None,
-        help="a second judge (same names as --judge, e.g. digits-svm) that judges the same "
+        help="a second judge (same names as --judge: digits-svm for the digits DDPM, "
+        "embedded-svm for the text-to-image world) that judges the same "
         "images at every curve point: its shares go beside the first's and attack.json "
         "records their largest disagreement (default: none)",
     )

@@ -51,3 +51,42 @@ def svm_erasure_shares(after: dict, forget_classes) -> dict:
         "unlearning_accuracy": float(1 - torch.cat(erased).mean()) if erased else None,
         "retained_accuracy": float(torch.cat(kept).mean()) if kept else None,
     }
+
+
+STYLED_SVM_SETTINGS = (
+    "two sklearn.svm.SVC(C=10, gamma='scale'), digit and style, on raw 16x16 pixels of the real "
+    "train split rendered in every style"
+)
+
+
+@lru_cache(maxsize=1)
+def styled_svms():
+    """The text-to-image world's second judge: ``(digit SVC, style SVC, accuracies on the real
+    test split rendered in every style)``, fitted once per process (about 3 s). Like
+    :func:`digits_svm` it shares neither architecture nor training code with the world's CNN
+    judge (:mod:`erase.embedded.judge`), only the real training images."""
+    from sklearn.svm import SVC
+
+    from .judge import styled_digits
+
+    images, digits, styles = styled_digits("train")
+    x = images.flatten(1).numpy()
+    digit_svm = SVC(C=10.0, gamma="scale").fit(x, digits.numpy())
+    style_svm = SVC(C=10.0, gamma="scale").fit(x, styles.numpy())
+    test, test_digits, test_styles = styled_digits("test")
+    xt = test.flatten(1).numpy()
+    accuracy = {
+        "digit_accuracy": round(float((digit_svm.predict(xt) == test_digits.numpy()).mean()), 4),
+        "style_accuracy": round(float((style_svm.predict(xt) == test_styles.numpy()).mean()), 4),
+    }
+    return digit_svm, style_svm, accuracy
+
+
+def styled_svm_predict(images) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(digit_pred [N], style_pred [N])`` for PIL images or ``[N,C,H,W]`` tensors in [-1, 1],
+    prepared exactly as the CNN judge sees them."""
+    from .judge import to_judge_input
+
+    digit_svm, style_svm, _ = styled_svms()
+    x = to_judge_input(images).detach().float().cpu().flatten(1).numpy()
+    return torch.as_tensor(digit_svm.predict(x)), torch.as_tensor(style_svm.predict(x))

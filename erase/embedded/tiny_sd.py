@@ -520,8 +520,11 @@ def evaluate_pipeline(
     judge=None,
     seed_offset: int = 10_000,
     batch_size: int = 128,
+    second_judge: bool = True,
 ) -> dict:
-    """Judge accuracy of samples: digit prompts per digit, styled prompts per style."""
+    """Judge accuracy of samples: digit prompts per digit, styled prompts per style.
+    ``second_judge``: the same images judged again by :func:`erase.embedded.svm.styled_svms`
+    (another model family), under ``"second_judge"``, so a figure is not one judge's artefact."""
     from .judge import judge_images, load_judge
 
     judge = judge or load_judge()
@@ -533,38 +536,53 @@ def evaluate_pipeline(
         want_d += [d] * images_per_class
     seeds = [seed_offset + i for i in range(len(prompts))]
     x = generate(pipe, prompts, seeds, guidance_scale, num_inference_steps, batch_size, "pt")
-    dp, sp = judge_images(x, judge)
-    want_d = torch.tensor(want_d)
-    per_digit = {w: (dp[want_d == d] == d).float().mean().item() for d, w in enumerate(DIGIT_WORDS)}
-    plain_style = (sp == 0).float().mean().item()
     seconds_digit = time.time() - t0
 
-    prompts, s_want, s_digit = [], [], []
+    styled, s_want, s_digit = [], [], []
     for s, style in enumerate(STYLES):
         for k in range(images_per_class):
-            prompts.append(f"a handwritten digit {DIGIT_WORDS[k % n_d]} in {style} style")
+            styled.append(f"a handwritten digit {DIGIT_WORDS[k % n_d]} in {style} style")
             s_want.append(s)
             s_digit.append(k % n_d)
-    seeds = [seed_offset + 50_000 + i for i in range(len(prompts))]
-    x = generate(pipe, prompts, seeds, guidance_scale, num_inference_steps, batch_size, "pt")
-    dp2, sp2 = judge_images(x, judge)
-    s_want, s_digit = torch.tensor(s_want), torch.tensor(s_digit)
-    per_style = {st: (sp2[s_want == s] == s).float().mean().item() for s, st in enumerate(STYLES)}
-    per_style_digit = {
-        st: (dp2[s_want == s] == s_digit[s_want == s]).float().mean().item()
-        for s, st in enumerate(STYLES)
-    }
-    return {
+    seeds = [seed_offset + 50_000 + i for i in range(len(styled))]
+    x2 = generate(pipe, styled, seeds, guidance_scale, num_inference_steps, batch_size, "pt")
+    wanted = (torch.tensor(want_d), torch.tensor(s_want), torch.tensor(s_digit))
+    result = {
         "images_per_class": images_per_class,
-        "digit_accuracy": (dp == want_d).float().mean().item(),
-        "per_digit_accuracy": per_digit,
-        "plain_prompt_judged_plain": plain_style,
-        "style_accuracy": (sp2 == s_want).float().mean().item(),
-        "per_style_accuracy": per_style,
-        "styled_prompt_digit_accuracy": (dp2 == s_digit).float().mean().item(),
-        "per_style_digit_accuracy": per_style_digit,
-        "sampling_seconds_per_100_images": round(100 * (time.time() - t0) / (2 * len(prompts)), 2),
+        **_accuracies(judge_images(x, judge), judge_images(x2, judge), *wanted),
+        "sampling_seconds_per_100_images": round(100 * (time.time() - t0) / (2 * len(styled)), 2),
         "seconds_digit_eval": round(seconds_digit, 1),
+    }
+    if second_judge:
+        from .svm import STYLED_SVM_SETTINGS, styled_svm_predict, styled_svms
+
+        result["second_judge"] = {
+            "judge": STYLED_SVM_SETTINGS,
+            "test_accuracy": styled_svms()[2],
+            **_accuracies(styled_svm_predict(x), styled_svm_predict(x2), *wanted),
+        }
+    return result
+
+
+def _accuracies(plain, styled, want_d, s_want, s_digit) -> dict:
+    """One judge's accuracies from its ``(digit, style)`` predictions on the digit prompts'
+    images (``plain``) and the styled prompts' (``styled``)."""
+    (dp, sp), (dp2, sp2) = plain, styled
+    return {
+        "digit_accuracy": (dp == want_d).float().mean().item(),
+        "per_digit_accuracy": {
+            w: (dp[want_d == d] == d).float().mean().item() for d, w in enumerate(DIGIT_WORDS)
+        },
+        "plain_prompt_judged_plain": (sp == 0).float().mean().item(),
+        "style_accuracy": (sp2 == s_want).float().mean().item(),
+        "per_style_accuracy": {
+            st: (sp2[s_want == s] == s).float().mean().item() for s, st in enumerate(STYLES)
+        },
+        "styled_prompt_digit_accuracy": (dp2 == s_digit).float().mean().item(),
+        "per_style_digit_accuracy": {
+            st: (dp2[s_want == s] == s_digit[s_want == s]).float().mean().item()
+            for s, st in enumerate(STYLES)
+        },
     }
 
 
