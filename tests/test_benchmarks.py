@@ -303,6 +303,48 @@ def test_frontier_held_out_runs_go_seed_by_seed(monkeypatch, tmp_path):
     assert len(jobs) == len(args.held_out) * (1 + 3)
 
 
+def test_frontier_equal_erasure_trains_each_reference_once_before_the_held_out_runs(
+    monkeypatch, tmp_path, capsys
+):
+    """With --equal_erasure --reference every held-out run measures against seeds 0 and 1 of
+    its concept's reference. Two runs of one concept side by side would each train it, so the
+    missing references go to the workers first, once each; cached ones are not retrained, and
+    the dry run counts their hours."""
+    from erase.reference import digits_reference_path
+
+    fr = _frontier_module(monkeypatch)
+    monkeypatch.setenv("ERASE_CACHE_DIR", str(tmp_path / "cache"))
+    flags = ["--task", "class", "--methods", "lur", "joint", "--equal_erasure", "0.95"]
+    args = fr.parse_args([*flags, "--reference"])
+    specs = fr.reference_specs(args)
+    digits = ("0", "3", "5", "6", "8", "9")
+    assert [(s["concept"], s["seed"]) for s in specs] == [(d, s) for d in digits for s in (0, 1)]
+    assert not any(s["cached"] for s in specs)
+    cached = digits_reference_path([0], 0)
+    (cached / "unet").mkdir(parents=True)
+    (cached / "unet" / "config.json").write_text("{}")
+    (cached / "world.json").write_text("{}")
+
+    class Recording:  # the frontier's own Pool, recording instead of training for 25 minutes
+        def map(self, jobs, fn):
+            self.jobs, self.fn = jobs, fn
+            return [{**j, "seconds": 1.0} for j in jobs]
+
+    pool = Recording()
+    fr.train_references(args, pool)
+    assert pool.fn is fr.train_reference and len(pool.jobs) == 11
+    assert ("0", 0) not in {(j["concept"], j["seed"]) for j in pool.jobs}
+    jobs = fr.heldout_jobs(args, tmp_path, {"lur": {"value": 0.5}, "joint": {"value": 1.0}})
+    assert all(
+        j["argv"][j["argv"].index("--reference") + 1 :][:2] == ["auto", "auto"] for j in jobs
+    )
+    fr.dry_run(args, tmp_path / "out" / "class")
+    assert "references: 12 (11 to train, ~1520 s each)" in capsys.readouterr().out
+    # the fixed-budget frontier, or equal erasure without --reference, trains none
+    assert fr.reference_specs(fr.parse_args(flags)) == []
+    assert fr.reference_specs(fr.parse_args(["--task", "class", "--reference"])) == []
+
+
 def test_frontier_steplog_summary(monkeypatch, tmp_path):
     import json
 
