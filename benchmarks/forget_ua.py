@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 from collections import defaultdict
@@ -29,6 +28,8 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _scripts import SMOKE_HELP, machine_record  # noqa: E402
+
+from erase.metrics.intervals import wilson  # noqa: E402  (the tables' interval)
 
 SEED = 20_000  # the runs' evaluation samples with seed 10 000
 
@@ -43,17 +44,6 @@ def parse_args(argv=None):
     if args.smoke:
         args.samples = 4
     return args
-
-
-def wilson(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    """95 % Wilson score interval of a proportion (exact enough at n in the hundreds)."""
-    if n == 0:
-        return float("nan"), float("nan")
-    p = successes / n
-    den = 1 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return mid - half, mid + half
 
 
 def forget_ua(unet, scheduler, classifier, cfg: dict, n: int) -> tuple[float, int]:

@@ -109,6 +109,13 @@ def _measured(metrics: dict | None) -> list[str]:
             b = before.get(key)
             b = f"{b:.3f}" if isinstance(b, float) else "—"
             lines.append(f"| {what} | {b} | {after:.3f} |")
+    interval = metrics.get("unlearning_accuracy_interval")
+    if interval:
+        lines += [
+            "",
+            f"Erased {metrics['unlearning_accuracy']:.1%}, 95 % interval {interval[0]:.1%}–"
+            f"{interval[1]:.1%} (Wilson, over the forget class's samples).",
+        ]
     evaluation = metrics.get("evaluation", {})
     if evaluation:
         lines += [

@@ -13,6 +13,7 @@ from pathlib import Path
 from .embedded.digits import cache_dir
 from .embedded.styles import DIGIT_WORDS, STYLES
 from .io import atomic_write_json
+from .metrics.intervals import share_interval
 
 
 def _pipe_key(pipe, images_per_class) -> str:
@@ -47,6 +48,10 @@ def summarize(concept_words: list[str], before: dict, after: dict) -> dict:
     styles = [s for s in concept_words if s in STYLES]
     out = {"before": before, "after": after, "erased_digits": digits, "erased_styles": styles}
     out.update(_headline(digits, styles, before, after))
+    kind, words = ("digit", digits) if digits else ("style", styles)
+    if words:  # the erased share of the concept's own images, and how sure it is
+        n = int(after.get("images_per_class", 0)) * len(words)
+        out["erased_interval"] = share_interval(1 - out[f"forget_{kind}_accuracy_after"], n)
     out["conventions"] = (
         "judge: independent digit/style classifier trained on real digits rendered in each "
         "style; accuracy = share of generated images judged as the prompt's digit/style; "

@@ -154,6 +154,9 @@ def test_erase_class_with_a_judge_writes_the_digits_keys(
     assert f"Stopping rule: {describe_stop(stopping)}." in card and "step 2" in card
     erased = f"{m['before']['unlearning_accuracy']:.3f} | {m['unlearning_accuracy']:.3f} |"
     assert erased in card and f"--compare {ddpm_run}" in card
+    lo, hi = m["unlearning_accuracy_interval"]  # 4 samples of the forget class: a wide one
+    assert lo <= m["unlearning_accuracy"] <= hi and hi - lo > 0.3
+    assert f"95 % interval {lo:.1%}–{hi:.1%}" in card
     from diffusers import UNet2DModel
 
     assert "UNet2DModel.from_pretrained('OUT/unet')" in card

@@ -87,6 +87,9 @@ def test_erase_concept_measures_its_gap_to_the_reference(tmp_path, monkeypatch, 
         assert gap[k] == pytest.approx(abs(run[k] - ref[k]))
     assert gap["avg_gap"] == pytest.approx((gap["erased"] + gap["kept"]) / 2)  # no relearn@10
     assert record["relearning"]["steps"] == [1]
+    lo, hi = metrics["erased_interval"]  # of 2 images of the style: nearly anything
+    assert lo <= 1 - metrics["forget_style_accuracy_after"] <= hi and hi - lo > 0.5
+    assert "95 % interval" in (out / "README.md").read_text()
     # the same images judged a second time by another model family (SVMs on raw pixels)
     check = metrics["check_judge"]
     assert "SVC" in check["judge"] and check["test_accuracy"]["style_accuracy"] >= 0.95

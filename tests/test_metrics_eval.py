@@ -486,3 +486,18 @@ def test_one_step_log_plot_draws_the_trainer_keys_and_foreign_logs():
     foreign = plot_step_log({"steps": {"loss_total": [3.0, 2.0], "cos_sim": [0.5, -0.5]}})
     assert [ln.get_label() for ln in foreign.axes[0].lines] == ["loss_total"]
     assert plot_step_log([{"step": 1, "lr": 1e-5}]) is None
+
+
+def test_the_erased_share_interval_is_wilsons():
+    """45 of 50 erased cannot be told from 95 %: the interval says so. Checked against scipy's
+    Wilson interval (z = 1.96 against scipy's exact quantile: 1e-4 apart at most)."""
+    from scipy.stats import binomtest
+
+    from erase.metrics.intervals import share_interval, wilson
+
+    for k, n in ((45, 50), (50, 50), (0, 40), (31, 32), (281, 300)):
+        ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+        assert wilson(k, n) == pytest.approx((ci.low, ci.high), abs=1e-4)
+    lo, hi = share_interval(0.9, 50)
+    assert lo < 0.8 and 0.95 < hi < 0.96
+    assert share_interval(1.0, 50)[1] == 1.0 and share_interval(0.0, 40)[0] == 0.0

@@ -387,6 +387,7 @@ def evaluate(args, model: ClassModel, original, data, judge, method, device, out
     from erase.class_eval import add_inception_fid, class_grid, evaluate_class_erasure
     from erase.embedded.classifier import load_digits_classifier
     from erase.io import save_image
+    from erase.metrics.intervals import share_interval
 
     n_classes = model.num_classes
     classifier = judge if judge is not None else load_digits_classifier()
@@ -412,6 +413,10 @@ def evaluate(args, model: ClassModel, original, data, judge, method, device, out
         classes=range(n_classes),
         real_images_by_class=real_by_class,
         judge_note=f"ResNet-18 judge from {args.judge}" if judge is not None else None,
+    )
+    n_forget = sum(len(after[int(k)]) for k in set(args.forget_class))
+    metrics["unlearning_accuracy_interval"] = share_interval(
+        metrics["unlearning_accuracy"], n_forget
     )
     if judge is not None and args.inception_fid == "auto":
         add_inception_fid(metrics, before, after, real_by_class, eval_device)

@@ -412,24 +412,7 @@ def model_card(config: dict, metrics: dict | None) -> str:
 
         lines += ["", f"Stopping rule: {describe_stop(config['stopping'])}."]
     lines += ["", "Forget prompts: " + "; ".join(config["forget_prompts"][:8]), ""]
-    if metrics and "forget_digit_accuracy_after" in metrics:
-        lines += [
-            "## Measured on the embedded world",
-            "",
-            "| metric | before | after |",
-            "|---|---|---|",
-        ]
-        for k in (
-            "forget_digit_accuracy",
-            "other_digits_accuracy",
-            "forget_style_accuracy",
-            "other_styles_accuracy",
-            "styled_digit_accuracy",
-        ):
-            b, a = metrics.get(f"{k}_before"), metrics.get(f"{k}_after")
-            if b == b and a == a:  # skip NaN (not applicable)
-                lines.append(f"| {k} | {b:.3f} | {a:.3f} |")
-        lines += ["", metrics.get("conventions", "")]
+    lines += _measured_section(metrics)
     if metrics and "reference_gap" in metrics:
         from erase.reference_gap import summary_line
 
@@ -451,6 +434,43 @@ def model_card(config: dict, metrics: dict | None) -> str:
         ]
     lines += ["```", ""]
     return "\n".join(lines)
+
+
+def _measured_section(metrics: dict | None) -> list[str]:
+    """The model card's before/after table on the embedded world, with the erased share's
+    interval; nothing where the run was not evaluated there."""
+    if not metrics or "forget_digit_accuracy_after" not in metrics:
+        return []
+    lines = [
+        "## Measured on the embedded world",
+        "",
+        "| metric | before | after |",
+        "|---|---|---|",
+    ]
+    for k in (
+        "forget_digit_accuracy",
+        "other_digits_accuracy",
+        "forget_style_accuracy",
+        "other_styles_accuracy",
+        "styled_digit_accuracy",
+    ):
+        b, a = metrics.get(f"{k}_before"), metrics.get(f"{k}_after")
+        if b == b and a == a:  # skip NaN (not applicable)
+            lines.append(f"| {k} | {b:.3f} | {a:.3f} |")
+    interval = metrics.get("erased_interval")
+    if interval:
+        lines += [
+            "",
+            f"Erased {1 - _forget_accuracy(metrics):.1%} of the concept's images, 95 % "
+            f"interval {interval[0]:.1%}–{interval[1]:.1%} (Wilson).",
+        ]
+    lines += ["", metrics.get("conventions", "")]
+    return lines
+
+
+def _forget_accuracy(metrics: dict) -> float:
+    kind = "digit" if metrics.get("erased_digits") else "style"
+    return metrics[f"forget_{kind}_accuracy_after"]
 
 
 def validation_grid(
