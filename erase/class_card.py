@@ -5,8 +5,7 @@ weights are; every figure here is also in ``erase_config.json`` or ``metrics.jso
 
 from __future__ import annotations
 
-from .reference_gap import summary_line
-from .stopping import describe_stop
+from .verdict import is_it_gone
 
 _SETTINGS = ("train_data", "train_params", "trained_steps")
 _TRAINING = ("max_train_steps", "learning_rate", "train_batch_size", "seed")
@@ -31,6 +30,9 @@ def class_model_card(config: dict, metrics: dict | None) -> str:
         f"Base model: `{base}` ({config['num_classes']} classes, null class "
         f"{config['null_class']} for guidance). Method: {config['method_spec']['summary']}.",
         "",
+        *_is_it_gone(config, metrics),
+        "## Settings",
+        "",
         "| setting | value |",
         "|---|---|",
         f"| forget_class | {forget} |",
@@ -39,10 +41,7 @@ def class_model_card(config: dict, metrics: dict | None) -> str:
     ]
     lines += [f"| {k} | {config[k]} |" for k in _SETTINGS if k in config]
     lines += [f"| {k} | {config['training'][k]} |" for k in _TRAINING]
-    lines += ["", *_anchor_rule(config.get("anchor_rule"))]
-    if "stopping" in config:
-        lines += [f"Stopping rule: {describe_stop(config['stopping'])}.", ""]
-    lines += _measured(metrics)
+    lines += ["", *_anchor_rule(config.get("anchor_rule")), *_measured(metrics)]
     lines += [
         "## Load",
         "",
@@ -109,13 +108,6 @@ def _measured(metrics: dict | None) -> list[str]:
             b = before.get(key)
             b = f"{b:.3f}" if isinstance(b, float) else "—"
             lines.append(f"| {what} | {b} | {after:.3f} |")
-    interval = metrics.get("unlearning_accuracy_interval")
-    if interval:
-        lines += [
-            "",
-            f"Erased {metrics['unlearning_accuracy']:.1%}, 95 % interval {interval[0]:.1%}–"
-            f"{interval[1]:.1%} (Wilson, over the forget class's samples).",
-        ]
     evaluation = metrics.get("evaluation", {})
     if evaluation:
         lines += [
@@ -124,6 +116,20 @@ def _measured(metrics: dict | None) -> list[str]:
             f"per class, guidance {evaluation.get('guidance_scale')}, "
             f"{evaluation.get('num_inference_steps')} sampling steps.",
         ]
-    if "reference_gap" in metrics:
-        lines += ["", summary_line(metrics["reference_gap"]).capitalize() + "."]
     return [*lines, ""]
+
+
+def _is_it_gone(config: dict, metrics: dict | None) -> list[str]:
+    evaluated = bool(metrics) and "unlearning_accuracy" in metrics
+    metrics = metrics or {}
+    evaluation = metrics.get("evaluation", {})
+    n = evaluation.get("samples_per_class")
+    return is_it_gone(
+        metrics.get("unlearning_accuracy") if evaluated else None,
+        metrics.get("unlearning_accuracy_interval"),
+        n * len(set(config["forget_class"])) if n else None,
+        evaluation.get("judge"),
+        (metrics.get("check_judge") or {}).get("unlearning_accuracy"),
+        config.get("stopping"),
+        metrics.get("reference_gap"),
+    )

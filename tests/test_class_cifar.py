@@ -151,7 +151,9 @@ def test_erase_class_with_a_judge_writes_the_digits_keys(
     from erase.stopping import describe_stop
 
     stopping = json.loads((out / "erase_config.json").read_text())["stopping"]
-    assert f"Stopping rule: {describe_stop(stopping)}." in card and "step 2" in card
+    assert f"- **Stopping rule**: {describe_stop(stopping)}." in card and "step 2" in card
+    assert card.index("## Is it gone?") < card.index("## Settings")  # the answer comes first
+    assert "never learned it**: not measured; `--reference auto`" in card
     erased = f"{m['before']['unlearning_accuracy']:.3f} | {m['unlearning_accuracy']:.3f} |"
     assert erased in card and f"--compare {ddpm_run}" in card
     lo, hi = m["unlearning_accuracy_interval"]  # 4 samples of the forget class: a wide one

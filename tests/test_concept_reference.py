@@ -89,7 +89,11 @@ def test_erase_concept_measures_its_gap_to_the_reference(tmp_path, monkeypatch, 
     assert record["relearning"]["steps"] == [1]
     lo, hi = metrics["erased_interval"]  # of 2 images of the style: nearly anything
     assert lo <= 1 - metrics["forget_style_accuracy_after"] <= hi and hi - lo > 0.5
-    assert "95 % interval" in (out / "README.md").read_text()
+    card = (out / "README.md").read_text()
+    assert f"{1 - metrics['forget_style_accuracy_after']:.1%} of 2 new images" in card
+    assert f"95 % interval {lo:.1%}–{hi:.1%}" in card
+    second = metrics["check_judge"]["unlearning_accuracy"]
+    assert f"a second judge of another model family: {second:.1%}" in card
     # the same images judged a second time by another model family (SVMs on raw pixels)
     check = metrics["check_judge"]
     assert "SVC" in check["judge"] and check["test_accuracy"]["style_accuracy"] >= 0.95

@@ -501,3 +501,25 @@ def test_the_erased_share_interval_is_wilsons():
     lo, hi = share_interval(0.9, 50)
     assert lo < 0.8 and 0.95 < hi < 0.96
     assert share_interval(1.0, 50)[1] == 1.0 and share_interval(0.0, 40)[0] == 0.0
+
+
+def test_the_cards_answer_says_whether_the_run_can_be_told_from_retraining():
+    """The "Is it gone?" section of both model cards: the erased share with its interval and
+    the second judge, and against the reference the verdict the noise floor allows."""
+    from erase.reference_gap import gap_record
+    from erase.verdict import is_it_gone
+
+    run = {"erased": 0.96, "kept": 0.97, "relearn@10": 0.90}
+    refs = [{"erased": 1.0, "kept": 0.98, "relearn@10": 0.50}]
+    refs.append({"erased": 1.0, "kept": 0.96, "relearn@10": 0.56})
+    text = "\n".join(is_it_gone(0.96, [0.87, 0.99], 50, "CNN", 0.94, None, gap_record(run, refs)))
+    assert "96.0% of 50 new images" in text and "95 % interval 87.0%–99.0%" in text
+    assert "second judge of another model family: 94.0%" in text
+    assert "Above the noise floor (5.6× the floor)" in text  # gap 0.15, floor 0.0267
+    assert "back in 90% of the samples; in a model that never learned it, 50%" in text
+    same = "\n".join(is_it_gone(1.0, None, 50, None, None, None, gap_record(refs[1], refs)))
+    assert "cannot tell it from retraining" in same
+    one = "\n".join(is_it_gone(1.0, None, 50, None, None, None, gap_record(run, refs[:1])))
+    assert "`--reference auto auto` adds the noise floor" in one
+    none = "\n".join(is_it_gone(None, None, None, None, None, None, None))
+    assert "not evaluated here" in none and "not measured; `--reference auto`" in none

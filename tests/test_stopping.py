@@ -198,7 +198,7 @@ def test_a_stopped_run_equals_a_fixed_run_of_its_steps_and_resumes_exactly(tmp_p
     assert all(c["erased"] < 0.6 or not c["confirmed"] for c in rec["checks"][:-1])
     assert [c["step"] for c in rec["checks"]] == list(range(3, s + 1, 3))
     assert (
-        f"Stopping rule: target 60% met at step {s}"
+        f"**Stopping rule**: target 60% met at step {s}"
         in (tmp_path / "stop" / "README.md").read_text()
     )
 

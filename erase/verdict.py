@@ -1,0 +1,66 @@
+"""The model card's answer to what a user came for: is the concept gone, and how close is the
+model now to one that never learned it? One section, alike for class and concept erasure, from
+the run's own records: its evaluation (with the interval of the erased share and the second
+judge's verdict), the stopping rule, and the gap to the exact-unlearning reference."""
+
+from __future__ import annotations
+
+from .reference_gap import AVG_GAP_RELEARN_STEP, summary_line
+from .stopping import describe_stop
+
+
+def is_it_gone(
+    erased: float | None,
+    interval: list[float] | None,
+    n_images: int | None,
+    judge: str | None,
+    check_erased: float | None,
+    stopping,
+    reference_gap: dict | None,
+    unevaluated: str = "`--no_eval`, or no judge for this data",
+) -> list[str]:
+    """Markdown lines of the section ``## Is it gone?``; ``unevaluated`` says why, and what
+    measures it instead, where the run judged nothing."""
+    lines = ["## Is it gone?", ""]
+    if erased is None:
+        lines.append(f"- **Erased**: not evaluated here ({unevaluated}).")
+    else:
+        line = f"- **Erased**: {erased:.1%} of {n_images} new images of it no longer show it"
+        line += f" to the judge ({judge})" if judge else ""
+        if interval:
+            line += f"; 95 % interval {interval[0]:.1%}–{interval[1]:.1%}"
+        if check_erased is not None:
+            line += f"; a second judge of another model family: {check_erased:.1%}"
+        lines.append(line + ".")
+    if stopping is not None:
+        lines.append(f"- **Stopping rule**: {describe_stop(stopping)}.")
+    lines.append(
+        f"- **Against a model that never learned it**: {_against_reference(reference_gap)}"
+    )
+    return [*lines, ""]
+
+
+def _against_reference(record: dict | None) -> str:
+    if not record:
+        return (
+            "not measured; `--reference auto` (the embedded world) or `--reference FOLDER` (a "
+            "model you retrained without the concept) measures it."
+        )
+    text = summary_line(record).capitalize() + "."
+    same = record.get("indistinguishable_from_retraining")
+    if same is True:
+        text += " Within the noise floor: these measures cannot tell it from retraining."
+    elif same is False:
+        gap, floor = record["gap"]["avg_gap"], record["noise_floor"]["avg_gap"]
+        ratio = f" ({gap / floor:.1f}× the floor)" if floor else ""
+        text += f" Above the noise floor{ratio}: it can be told from retraining."
+    else:
+        text += " One reference: `--reference auto auto` adds the noise floor."
+    k = f"relearn@{AVG_GAP_RELEARN_STEP}"
+    run, ref = record.get("run", {}), record.get("reference", {})
+    if run.get(k) is not None and ref.get(k) is not None:
+        text += (
+            f" After {AVG_GAP_RELEARN_STEP} relearning steps it is back in {run[k]:.0%} of "
+            f"the samples; in a model that never learned it, {ref[k]:.0%}."
+        )
+    return text
