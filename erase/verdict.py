@@ -26,12 +26,11 @@ def is_it_gone(
         lines.append(f"- **Erased**: not evaluated here ({unevaluated}).")
     else:
         line = f"- **Erased**: {erased:.1%} of {n_images} new images of it no longer show it"
-        line += f" to the judge ({judge})" if judge else ""
         if interval:
             line += f"; 95 % interval {interval[0]:.1%}–{interval[1]:.1%}"
         if check_erased is not None:
             line += f"; a second judge of another model family: {check_erased:.1%}"
-        lines.append(line + ".")
+        lines.append(line + "." + (f" Judge: {judge}." if judge else ""))
     if stopping is not None:
         lines.append(f"- **Stopping rule**: {describe_stop(stopping)}.")
     lines.append(
