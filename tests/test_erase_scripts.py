@@ -65,7 +65,7 @@ def test_erase_class_lur_forgets_digit_and_writes_the_output_contract(tmp_path):
         "--learning_rate",
         "2e-4",
         "--eval_samples_per_class",
-        "20",
+        "12",
         "--num_inference_steps",
         "20",
     )
