@@ -457,7 +457,7 @@ def numbers(task: str, m: dict) -> dict:
             "seconds": m["erasure_seconds"],
             **stop_numbers(m),
         }
-    from erase.concept_reference import concept_measures
+    from erase.concept_eval import concept_measures
 
     c = concept_measures(m)
     return {

@@ -162,7 +162,7 @@ def row(target: str, method: str, metrics: dict, attacks: dict, ref_attacks: dic
         erased, kept = metrics["unlearning_accuracy"], metrics["retained_accuracy"]
         kept_before = metrics.get("before", {}).get("retained_accuracy")
     else:  # a concept: the comparison tables' erased share and kept accuracy
-        from erase.concept_reference import concept_measures
+        from erase.concept_eval import concept_measures
 
         erased, kept = (concept_measures(metrics)[k] for k in ("erased", "kept"))
         kept_before = concept_measures(metrics, "before")["kept"]

@@ -48,10 +48,9 @@ def summarize(concept_words: list[str], before: dict, after: dict) -> dict:
     styles = [s for s in concept_words if s in STYLES]
     out = {"before": before, "after": after, "erased_digits": digits, "erased_styles": styles}
     out.update(_headline(digits, styles, before, after))
-    kind, words = ("digit", digits) if digits else ("style", styles)
-    if words:  # the erased share of the concept's own images, and how sure it is
-        n = int(after.get("images_per_class", 0)) * len(words)
-        out["erased_interval"] = share_interval(1 - out[f"forget_{kind}_accuracy_after"], n)
+    if digits or styles:  # the erased share of the concept's own images, and how sure it is
+        erased = concept_measures(out)["erased"]
+        out["erased_interval"] = share_interval(erased, erased_images(out))
     out["conventions"] = (
         "judge: independent digit/style classifier trained on real digits rendered in each "
         "style; accuracy = share of generated images judged as the prompt's digit/style; "
@@ -60,17 +59,36 @@ def summarize(concept_words: list[str], before: dict, after: dict) -> dict:
     second = before.get("second_judge"), after.get("second_judge")
     if all(isinstance(s, dict) for s in second):
         check = {"erased_digits": digits, **_headline(digits, styles, *second)}
-        kind = "digit" if digits else "style"
-        check["unlearning_accuracy"] = 1 - check[f"forget_{kind}_accuracy_after"]
-        check["retained_accuracy"] = (
-            check["other_digits_accuracy_after"] + check["other_styles_accuracy_after"]
-        ) / 2
+        measures = concept_measures(check)
+        check["unlearning_accuracy"] = measures["erased"]
+        check["retained_accuracy"] = measures["kept"]
         out["check_judge"] = {
             "judge": second[1]["judge"],
             "test_accuracy": second[1]["test_accuracy"],
             **check,
         }
     return out
+
+
+def concept_measures(metrics: dict, when: str = "after") -> dict:
+    """Erased share and kept accuracy of one model from its ``summarize`` metrics (``when``:
+    ``after`` the erasure, or ``before`` it: the original)."""
+    kind = "digit" if metrics["erased_digits"] else "style"
+    other_digits = metrics[f"other_digits_accuracy_{when}"]
+    other_styles = metrics[f"other_styles_accuracy_{when}"]
+    return {
+        "erased": 1 - metrics[f"forget_{kind}_accuracy_{when}"],
+        "kept": (other_digits + other_styles) / 2,  # the rest of the world, digits and styles
+        "other_digits": other_digits,
+        "other_styles": other_styles,
+        "fid": None,
+    }
+
+
+def erased_images(metrics: dict) -> int:
+    """How many images of the concept its erased share was judged on."""
+    words = metrics["erased_digits"] or metrics["erased_styles"]
+    return int(metrics["after"].get("images_per_class", 0)) * len(words)
 
 
 def _headline(digits: list[str], styles: list[str], before: dict, after: dict) -> dict:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from .concept_eval import concept_measures
 from .errors import EraseError
 from .reference_gap import RELEARN_STEPS, cached_measures, gap_record, summary_line
 
@@ -27,21 +28,6 @@ RELEARN_PROBE = {
     "batch": None,
     "num_inference_steps": None,
 }
-
-
-def concept_measures(metrics: dict, when: str = "after") -> dict:
-    """Erased share and kept accuracy of one model from its ``summarize`` metrics (``when``:
-    ``after`` the erasure, or ``before`` it: the original)."""
-    kind = "digit" if metrics["erased_digits"] else "style"
-    other_digits = metrics[f"other_digits_accuracy_{when}"]
-    other_styles = metrics[f"other_styles_accuracy_{when}"]
-    return {
-        "erased": 1 - metrics[f"forget_{kind}_accuracy_{when}"],
-        "kept": (other_digits + other_styles) / 2,  # the rest of the world, digits and styles
-        "other_digits": other_digits,
-        "other_styles": other_styles,
-        "fid": None,
-    }
 
 
 def reference_concepts(concept_name: str) -> list[str]:

@@ -48,10 +48,14 @@ class EmbeddedJudge(Judge):
             )
         self.word = word
 
-    def sees(self, images):
+    def predict(self, images):
+        """``(digit, style)`` predictions; the second judge overrides only this."""
         from ..embedded.judge import judge_images
 
-        digit, style = judge_images(list(images))
+        return judge_images(images)
+
+    def sees(self, images):
+        digit, style = self.predict(list(images))
         pred = digit if self.head == "digit" else style
         return [bool(v) for v in (pred == self.index).tolist()]
 
@@ -72,12 +76,10 @@ class EmbeddedSVMJudge(EmbeddedJudge):
 
     name = "embedded_svm"
 
-    def sees(self, images):
+    def predict(self, images):
         from ..embedded.svm import styled_svm_predict
 
-        digit, style = styled_svm_predict(list(images))
-        pred = digit if self.head == "digit" else style
-        return [bool(v) for v in (pred == self.index).tolist()]
+        return styled_svm_predict(images)
 
     @property
     def settings(self):

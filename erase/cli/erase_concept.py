@@ -459,15 +459,13 @@ def _measured_section(metrics: dict | None) -> list[str]:
 def _is_it_gone(config: dict, metrics: dict | None) -> list[str]:
     """The card's answer first: erased (with its interval and the second judge), why the run
     stopped, and the gap to a model that never learned the concept."""
+    from erase.concept_eval import concept_measures, erased_images
     from erase.verdict import is_it_gone
 
     metrics = metrics or {}
     erased = n = None
     if "forget_digit_accuracy_after" in metrics:
-        kind = "digit" if metrics.get("erased_digits") else "style"
-        words = metrics.get("erased_digits") or metrics.get("erased_styles") or []
-        erased = 1 - metrics[f"forget_{kind}_accuracy_after"]
-        n = metrics["after"].get("images_per_class", 0) * len(words)
+        erased, n = concept_measures(metrics)["erased"], erased_images(metrics)
     return is_it_gone(
         erased,
         metrics.get("erased_interval"),
