@@ -60,6 +60,7 @@ def stopping_block(rows: list[dict]) -> dict:
         "steps_std": _std([r["steps"] for r in stopped]),
         "avg_gap_mean": _mean([r.get("avg_gap") for r in stopped]),
         "avg_gap_std": _std([r.get("avg_gap") for r in stopped]),
+        "avg_shortfall_mean": _mean([r.get("avg_shortfall") for r in stopped]),
     }
 
 
@@ -354,15 +355,16 @@ def write_tables(
             + f" {_f(b['seconds_mean'])} ± {_f(b['seconds_std'])} |"
             + (
                 f" {b['reached']}/{b['stopped_runs']} | {_f(b['steps_mean'])} ± "
-                f"{_f(b['steps_std'])} | {_f(b['avg_gap_mean'])} ± {_f(b['avg_gap_std'])} |"
+                f"{_f(b['steps_std'])} | {_f(b['avg_gap_mean'])} ± {_f(b['avg_gap_std'])} | "
+                f"{_f(b['avg_shortfall_mean'])} |"
                 if "reached" in b
                 else ""
             )
         )
 
     if any("reached" in h["all"] for h in held.values()):
-        lines[-2] += " target met | steps | Avg. Gap to the reference |"
-        lines[-1] += "---|---|---|"
+        lines[-2] += " target met | steps | Avg. Gap to the reference | Avg. Shortfall |"
+        lines[-1] += "---|---|---|---|"
     for label, h in held.items():
         pt = points[label]
         desc = f"{pt['knob']} {_fmt_value(pt['value'])}" + (" (fallback)" if pt["fallback"] else "")

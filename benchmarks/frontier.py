@@ -482,6 +482,7 @@ def stop_numbers(m: dict) -> dict:
         "steps": m.get("trained_steps"),
         "reached": stop["reached"],
         "avg_gap": gap.get("avg_gap"),
+        "avg_shortfall": gap.get("avg_shortfall"),
     }
 
 

@@ -176,6 +176,7 @@ def row(target: str, method: str, metrics: dict, attacks: dict, ref_attacks: dic
         "stop_reason": stopping.get("reason") if isinstance(stopping, dict) else "fixed budget",
         "erase_seconds": metrics.get("erasure_seconds"),
         "avg_gap": gap.get("avg_gap"),
+        "avg_shortfall": gap.get("avg_shortfall"),
         "noise_floor": floor.get("avg_gap"),
         "check_judge_erased": (metrics.get("check_judge") or {}).get("unlearning_accuracy"),
     }
@@ -222,7 +223,7 @@ def _steps(rows: list[dict], attack: str) -> str:
 
 def table(rows: list[dict]) -> str:
     head = (
-        f"| target | method | erased % (SVM) | kept % | Avg. Gap (floor) | steps (why) | erase s "
+        f"| target | method | erased % (SVM) | kept % | Avg. Gap (floor) | Avg. Shortfall | steps (why) | erase s "
         f"| relearn back % "
         f"s={_steps(rows, 'relearn')} (reference) | steps to 50 % back (ref) | benign back % "
         f"s={_steps(rows, 'benign')} (ref) | judges disagree ≤ |"
@@ -236,6 +237,7 @@ def table(rows: list[dict]) -> str:
             f"| {r['target']} | {r['method']} | {_pct(r['erased'])} ({_pct(r['check_judge_erased'])}) "
             f"| {_pct(r['kept'])} | {_gap(r['avg_gap'])}"
             + (f" ({_gap(r['noise_floor'])}) " if r.get("noise_floor") is not None else " ")
+            + f"| {_gap(r.get('avg_shortfall'))} "
             + f"| {r['trained_steps']} ({r['stop_reason'] or '-'}) "
             f"| {r['erase_seconds'] and round(r['erase_seconds'])} "
             + (f"| {_curve(rl)} ({_curve(rl, 'reference')}) " if rl else "| – ")

@@ -7,8 +7,15 @@ the relearning attack) — then the gaps |run − reference| and their mean, the
 unlearning literature (SalUn's tables) over erased share, kept accuracy and the relearning
 share at ``AVG_GAP_RELEARN_STEP`` steps; FID is reported beside it, not in it (another scale).
 
+The Avg. Gap is symmetric: a run that erases *more* than the reference, or comes back *slower*
+than a model that never learned the concept, is as far from it as one that falls short. So each
+record also carries the **shortfall**, the one-sided gap: how much less the run erases and keeps,
+and how much more comes back, than the reference (0 where the run does at least as well), and its
+mean, the Avg. Shortfall. A run with Avg. Shortfall 0 is no worse than retraining on any measure.
+
 Two references of different seeds give the noise floor: the Avg. Gap between them. A run whose
-Avg. Gap is at or below it cannot be told apart from retraining by these measures.
+Avg. Gap is at or below it cannot be told apart from retraining by these measures; one whose
+Avg. Shortfall is at or below it is no worse than retraining by them.
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from .io import atomic_write_json
 RELEARN_STEPS = (5, 10, 20)
 AVG_GAP_RELEARN_STEP = 10
 AVG_GAP_TERMS = ("erased", "kept", f"relearn@{AVG_GAP_RELEARN_STEP}")
+HIGHER_IS_BETTER = ("erased", "kept")  # the rest (FID, the share back) are better lower
 
 
 def measures_from(metrics: dict, curve: list[dict] | None) -> dict:
@@ -52,6 +60,20 @@ def gaps(run: dict, reference: dict) -> dict:
     terms = [out[k] for k in AVG_GAP_TERMS if k in out]
     out["avg_gap"] = sum(terms) / len(terms) if terms else None
     out["avg_gap_terms"] = [k for k in AVG_GAP_TERMS if k in out]
+    out["shortfall"] = shortfall(run, reference)
+    short = [out["shortfall"][k] for k in AVG_GAP_TERMS if k in out["shortfall"]]
+    out["avg_shortfall"] = sum(short) / len(short) if short else None
+    return out
+
+
+def shortfall(run: dict, reference: dict) -> dict:
+    """How much worse than the reference, per measure both have (0 where the run is as good or
+    better): less erased or kept, or more FID or share back."""
+    out = {}
+    for k in run:
+        if k in reference and run[k] is not None and reference[k] is not None:
+            worse = reference[k] - run[k] if k in HIGHER_IS_BETTER else run[k] - reference[k]
+            out[k] = max(0.0, worse)
     return out
 
 
@@ -64,6 +86,8 @@ def gap_record(run: dict, references: list[dict]) -> dict:
         "avg_gap_definition": "mean of |run - reference| over "
         + ", ".join(AVG_GAP_TERMS)
         + " (shares in [0, 1]); FID beside it",
+        "avg_shortfall_definition": "the same mean counting only where the run is worse than "
+        "the reference (erases or keeps less, comes back more); 0 where it is as good or better",
     }
     if len(references) > 1:
         floor = gaps(references[1], references[0])
@@ -72,6 +96,10 @@ def gap_record(run: dict, references: list[dict]) -> dict:
         a, f = record["gap"]["avg_gap"], floor["avg_gap"]
         record["indistinguishable_from_retraining"] = (
             None if a is None or f is None else bool(a <= f)
+        )
+        short = record["gap"]["avg_shortfall"]
+        record["no_worse_than_retraining"] = (
+            None if short is None or f is None else bool(short <= f)
         )
     return record
 
@@ -117,6 +145,8 @@ def summary_line(record: dict) -> str:
     if k in record["run"] and k in record["reference"]:
         line += f", back after {AVG_GAP_RELEARN_STEP} steps {record['run'][k]:.2f} vs {record['reference'][k]:.2f}"
     line += ")"
+    if g.get("avg_shortfall") is not None:
+        line += f"; Avg. Shortfall {g['avg_shortfall']:.3f} (only where it does worse)"
     if "noise_floor" in record:
         line += f"; noise floor {record['noise_floor']['avg_gap']:.3f}"
     return line

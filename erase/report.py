@@ -131,6 +131,8 @@ def _gap_columns(record) -> dict:
     cols = {}
     if _number(record["gap"].get("avg_gap")) is not None:
         cols["Avg. Gap to reference"] = record["gap"]["avg_gap"]
+    if _number(record["gap"].get("avg_shortfall")) is not None:
+        cols["Avg. Shortfall (only where worse)"] = record["gap"]["avg_shortfall"]
     run, ref = record.get("run", {}), record.get("reference", {})
     for k in ("erased", "relearn@10"):
         if _number(run.get(k)) is not None and _number(ref.get(k)) is not None:

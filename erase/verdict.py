@@ -45,14 +45,18 @@ def _against_reference(record: dict | None) -> str:
             "not measured; `--reference auto` (the embedded world) or `--reference FOLDER` (a "
             "model you retrained without the concept) measures it."
         )
-    text = summary_line(record).capitalize() + "."
+    line = summary_line(record)
+    text = line[0].upper() + line[1:] + "."  # not str.capitalize: it lowercases "Avg. Gap"
     same = record.get("indistinguishable_from_retraining")
     if same is True:
         text += " Within the noise floor: these measures cannot tell it from retraining."
     elif same is False:
         gap, floor = record["gap"]["avg_gap"], record["noise_floor"]["avg_gap"]
         ratio = f" ({gap / floor:.1f}× the floor)" if floor else ""
-        text += f" Above the noise floor{ratio}: it can be told from retraining."
+        text += f" Above the noise floor{ratio}: it can be told from retraining"
+        if record.get("no_worse_than_retraining"):
+            text += ", but only by doing better than it: its Avg. Shortfall is within the floor"
+        text += "."
     else:
         text += " One reference: `--reference auto auto` adds the noise floor."
     k = f"relearn@{AVG_GAP_RELEARN_STEP}"

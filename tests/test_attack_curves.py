@@ -177,6 +177,29 @@ def test_frontier_report_summarises_each_runs_stored_curve(monkeypatch):
     assert report._half_back(report.share_back_block(rows[1:]), 10) == "> 10 (0/1)"
 
 
+def test_frontier_equal_erasure_block_counts_targets_met_and_means_the_gaps(monkeypatch):
+    """Equal-erasure rows: how many met the target, and the mean Avg. Gap and Avg. Shortfall
+    of the runs that have them (a run without a reference counts in neither)."""
+    import importlib
+
+    from helpers import REPO
+
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    report = importlib.import_module("_frontier_report")
+    rows = [
+        {"reached": True, "steps": 100, "avg_gap": 0.10, "avg_shortfall": 0.04},
+        {"reached": False, "steps": 400, "avg_gap": 0.20, "avg_shortfall": 0.20},
+        {"reached": True, "steps": 200},
+        {"steps": 50},  # a fixed-budget run: not in the block
+    ]
+    b = report.stopping_block(rows)
+    assert (b["reached"], b["stopped_runs"]) == (2, 3)
+    assert b["steps_mean"] == pytest.approx(700 / 3)
+    assert b["avg_gap_mean"] == pytest.approx(0.15)
+    assert b["avg_shortfall_mean"] == pytest.approx(0.12)
+    assert report.stopping_block(rows[3:]) == {}
+
+
 def test_svm_judge_is_a_real_second_opinion_on_digits():
     """The check judge (scikit-learn's SVC on raw pixels) recognises real test digits of its
     class and not the others — what makes its agreement with the CNN worth reporting."""

@@ -601,8 +601,11 @@ def test_resist_passes_both_references_and_prints_the_noise_floor(monkeypatch):
     metrics = {
         "unlearning_accuracy": 0.96,
         "retained_accuracy": 0.97,
-        "reference_gap": {"gap": {"avg_gap": 0.153}, "noise_floor": {"avg_gap": 0.041}},
+        "reference_gap": {
+            "gap": {"avg_gap": 0.153, "avg_shortfall": 0.121},
+            "noise_floor": {"avg_gap": 0.041},
+        },
     }
     r = resist.row("6", "lur", metrics, {}, {})
     assert r["avg_gap"] == 0.153 and r["noise_floor"] == 0.041
-    assert "| 0.153 (0.041) |" in resist.table([r])
+    assert "| 0.153 (0.041) | 0.121 |" in resist.table([r])

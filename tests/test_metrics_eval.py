@@ -521,5 +521,10 @@ def test_the_cards_answer_says_whether_the_run_can_be_told_from_retraining():
     assert "cannot tell it from retraining" in same
     one = "\n".join(is_it_gone(1.0, None, 50, None, None, None, gap_record(run, refs[:1])))
     assert "`--reference auto auto` adds the noise floor" in one
+    assert "Avg. Shortfall 0.150" in text and "only by doing better" not in text
+    # harder to relearn than retraining and as erased: told apart, but only by doing better
+    better = {"erased": 1.0, "kept": 0.975, "relearn@10": 0.20}
+    text = "\n".join(is_it_gone(1.0, None, 50, None, None, None, gap_record(better, refs)))
+    assert "it can be told from retraining, but only by doing better than it" in text
     none = "\n".join(is_it_gone(None, None, None, None, None, None, None))
     assert "not evaluated here" in none and "not measured; `--reference auto`" in none

@@ -171,6 +171,21 @@ def test_gap_and_noise_floor_are_the_mean_absolute_differences():
     assert rec["noise_floor"]["avg_gap"] == pytest.approx((0.02 + 0.01 + 0.04) / 3)
     assert rec["indistinguishable_from_retraining"] is False
     assert gap_record(ref1, [ref0, ref1])["indistinguishable_from_retraining"] is True
+    assert g["avg_shortfall"] == pytest.approx(g["avg_gap"])  # worse on every measure
+
+
+def test_the_shortfall_counts_only_where_the_run_does_worse_than_retraining():
+    """Erasing more than the reference or coming back slower is a gap but not a shortfall."""
+    ref0 = {"erased": 0.86, "kept": 0.98, "relearn@10": 0.74}
+    ref1 = {"erased": 0.88, "kept": 0.97, "relearn@10": 0.70}
+    run = {"erased": 0.98, "kept": 0.96, "relearn@10": 0.40, "fid": 5.0}
+    g = gaps(run, {**ref0, "fid": 4.0})
+    assert g["avg_gap"] == pytest.approx((0.12 + 0.02 + 0.34) / 3)
+    assert g["shortfall"] == pytest.approx({"erased": 0, "kept": 0.02, "relearn@10": 0, "fid": 1})
+    assert g["avg_shortfall"] == pytest.approx(0.02 / 3)
+    rec = gap_record(run, [ref0, ref1])
+    assert rec["indistinguishable_from_retraining"] is False
+    assert rec["no_worse_than_retraining"] is True
 
 
 def _erase(out, *flags):
