@@ -355,20 +355,31 @@ def reference_specs(args) -> list[dict]:
     return specs
 
 
+def _or_error(work):
+    """``(work(), None)``, or ``(None, "Type: message")`` if it raised: a worker's job reports
+    its failure instead of raising, so one failed job does not end the others (SystemExit from
+    the scripts' error handler included; Ctrl-C still stops everything)."""
+    try:
+        return work(), None
+    except BaseException as exc:  # noqa: BLE001
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return None, f"{type(exc).__name__}: {exc}"
+
+
 def train_reference(spec: dict) -> dict:
     """One reference into the cache (a worker's job); ``{"error": ...}`` instead of raising."""
     from erase.reference import concept_reference, digits_reference
 
-    t0 = time.perf_counter()
-    try:
+    def train():
         if spec["task"] == "class":
-            path = digits_reference([int(spec["concept"])], spec["seed"], progress=False)
-        else:
-            path = concept_reference([spec["concept"]], spec["seed"])
-    except BaseException as exc:  # noqa: BLE001
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        return {**spec, "error": f"{type(exc).__name__}: {exc}"}
+            return digits_reference([int(spec["concept"])], spec["seed"], progress=False)
+        return concept_reference([spec["concept"]], spec["seed"])
+
+    t0 = time.perf_counter()
+    path, error = _or_error(train)
+    if error:
+        return {**spec, "error": error}
     return {**spec, "path": str(path), "seconds": round(time.perf_counter() - t0, 1)}
 
 
@@ -421,8 +432,8 @@ def run_job(job: dict) -> dict:
     """One erasure (skipped when finished), its numbers and, held out, its many-sample UA.
     Runs in a worker process; returns the result or ``{"error": ...}`` instead of raising."""
     run_dir = Path(job["run_dir"])
-    t0 = time.perf_counter()
-    try:
+
+    def measure() -> dict:
         if not (run_dir / ".complete").exists():
             if job["task"] == "class":
                 from erase.cli.erase_class import main
@@ -436,10 +447,12 @@ def run_job(job: dict) -> dict:
             row.update(ua_missed=missed, ua_n=n, erased=missed / n)
         if job.get("relearn_steps"):
             row.update(relearn_share(job))
-    except BaseException as exc:  # noqa: BLE001  (SystemExit from the scripts' error handler)
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        return {"job": job, "error": f"{type(exc).__name__}: {exc}"}
+        return row
+
+    t0 = time.perf_counter()
+    row, error = _or_error(measure)
+    if error:
+        return {"job": job, "error": error}
     result = {"job": job, **row, "job_seconds": round(time.perf_counter() - t0, 1)}
     from erase.io import atomic_write_json
 

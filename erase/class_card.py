@@ -122,13 +122,11 @@ def _measured(metrics: dict | None) -> list[str]:
 def _is_it_gone(config: dict, metrics: dict | None) -> list[str]:
     evaluated = bool(metrics) and "unlearning_accuracy" in metrics
     metrics = metrics or {}
-    evaluation = metrics.get("evaluation", {})
-    n = evaluation.get("samples_per_class")
     return is_it_gone(
         metrics.get("unlearning_accuracy") if evaluated else None,
         metrics.get("unlearning_accuracy_interval"),
-        n * len(set(config["forget_class"])) if n else None,
-        evaluation.get("judge"),
+        metrics.get("unlearning_accuracy_samples"),
+        metrics.get("evaluation", {}).get("judge"),
         (metrics.get("check_judge") or {}).get("unlearning_accuracy"),
         config.get("stopping"),
         metrics.get("reference_gap"),

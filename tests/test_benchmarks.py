@@ -346,6 +346,19 @@ def test_frontier_equal_erasure_trains_each_reference_once_before_the_held_out_r
     assert fr.reference_specs(fr.parse_args(["--task", "class", "--reference"])) == []
 
 
+def test_frontier_jobs_report_their_failure_instead_of_raising(tmp_path, monkeypatch):
+    """A worker's job that fails (a script's error exit, a reference that cannot be trained)
+    comes back as ``{"error": ...}`` naming why, so the other jobs go on."""
+    fr = _frontier_module(monkeypatch)
+    argv = ["--method", "no-such-method", "--output_dir", str(tmp_path / "run")]
+    job = {"run_dir": str(tmp_path / "run"), "task": "class", "argv": argv, "ua_samples": 0}
+    r = fr.run_job(job)
+    assert r["job"] is job and r["error"].startswith("SystemExit")
+    assert not (tmp_path / "run" / "result.json").exists()
+    r = fr.train_reference({"task": "class", "concept": "seven", "seed": 0})
+    assert r["concept"] == "seven" and r["error"].startswith("ValueError")
+
+
 def test_frontier_steplog_summary(monkeypatch, tmp_path):
     import json
 

@@ -159,6 +159,7 @@ def test_erase_class_with_a_judge_writes_the_digits_keys(
     lo, hi = m["unlearning_accuracy_interval"]  # 4 samples of the forget class: a wide one
     assert lo <= m["unlearning_accuracy"] <= hi and hi - lo > 0.3
     assert f"95 % interval {lo:.1%}–{hi:.1%}" in card
+    assert m["unlearning_accuracy_samples"] == 4 and "of 4 new images" in card
     from diffusers import UNet2DModel
 
     assert "UNet2DModel.from_pretrained('OUT/unet')" in card

@@ -415,6 +415,7 @@ def evaluate(args, model: ClassModel, original, data, judge, method, device, out
         judge_note=f"ResNet-18 judge from {args.judge}" if judge is not None else None,
     )
     n_forget = sum(len(after[int(k)]) for k in set(args.forget_class))
+    metrics["unlearning_accuracy_samples"] = n_forget  # the card's "of N new images"
     metrics["unlearning_accuracy_interval"] = share_interval(
         metrics["unlearning_accuracy"], n_forget
     )
