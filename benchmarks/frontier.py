@@ -446,7 +446,7 @@ def run_job(job: dict) -> dict:
             missed, n = many_sample_ua(job, job["ua_samples"])
             row.update(ua_missed=missed, ua_n=n, erased=missed / n)
         if job.get("relearn_steps"):
-            row.update(relearn_share(job))
+            row.update(gap_probe_share(metrics, job["relearn_steps"]) or relearn_share(job))
         return row
 
     t0 = time.perf_counter()
@@ -584,6 +584,25 @@ def many_sample_ua(job: dict, n: int) -> tuple[int, int]:
     x = generate(gen.pipe, prompts, seeds, output_type="pt")
     pred = judge_images(x)[head]
     return int((pred != want).sum()), n
+
+
+def gap_probe_share(metrics: dict, steps: int) -> dict | None:
+    """The robustness column from the run's own gap probe, where ``--reference`` measured it:
+    the same relearning attack (32 images, AdamW 1e-4) with at least as many judged images, so
+    equal-erasure runs do not relearn twice. None where the probe has no point at ``steps``."""
+    record = metrics.get("reference_gap") or {}
+    run, settings = record.get("run") or {}, record.get("relearning")
+    if not isinstance(settings, dict) or None in (
+        run.get("relearn@0"),
+        run.get(f"relearn@{steps}"),
+    ):
+        return None
+    return {
+        "relearn_before": run["relearn@0"],
+        "relearned": run[f"relearn@{steps}"],
+        "relearn_n": settings.get("samples"),  # concepts: prompts × seeds, not recorded here
+        "relearn_from": "the reference-gap probe",
+    }
 
 
 def relearn_share(job: dict) -> dict:

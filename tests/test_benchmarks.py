@@ -359,6 +359,22 @@ def test_frontier_jobs_report_their_failure_instead_of_raising(tmp_path, monkeyp
     assert r["concept"] == "seven" and r["error"].startswith("ValueError")
 
 
+def test_frontier_robustness_column_reuses_the_gap_probe_of_equal_erasure_runs(monkeypatch):
+    """An equal-erasure run with --reference has already relearned its concept for the gap: the
+    robustness column reads that curve instead of attacking again, and attacks where it cannot."""
+    fr = _frontier_module(monkeypatch)
+    run = {"erased": 0.9, "relearn@0": 0.04, "relearn@5": 0.6, "relearn@10": 0.9}
+    metrics = {"reference_gap": {"run": run, "relearning": {"samples": 50, "steps": [5, 10]}}}
+    assert fr.gap_probe_share(metrics, 10) == {
+        "relearn_before": 0.04,
+        "relearned": 0.9,
+        "relearn_n": 50,
+        "relearn_from": "the reference-gap probe",
+    }
+    assert fr.gap_probe_share(metrics, 20) is None  # no point there: the attack runs
+    assert fr.gap_probe_share({"unlearning_accuracy": 0.9}, 10) is None  # no --reference
+
+
 def test_frontier_steplog_summary(monkeypatch, tmp_path):
     import json
 
