@@ -184,9 +184,15 @@ def add_meta_args(m, methods: dict) -> None:
     m.add_argument(
         "--resist_steps",
         type=int,
-        default=3,
+        default=None,
         help="lur-resist: K steps of the simulated attacker (AdamW on the concept's denoising "
-        "loss) before the forget loss is judged; each costs one forward/backward",
+        "loss) before the forget loss is judged; each costs one forward/backward (default: "
+        "the method's: "
+        + per_method(
+            {k: v for k, v in methods.items() if v.rule == "meta-resist"},
+            lambda s: s.resist_steps,
+        )
+        + ")",
     )
     m.add_argument(
         "--resist_lr",
@@ -271,7 +277,7 @@ def configs_from_args(args, method):
         relearn_scale=getattr(args, "relearn_scale", 10.0),
         relearn_weight=getattr(args, "relearn_weight", 1.0),
         adv_radius=getattr(args, "adv_radius", 0.1),
-        resist_steps=getattr(args, "resist_steps", 3),
+        resist_steps=getattr(args, "resist_steps", None) or method.resist_steps,
         resist_lr=getattr(args, "resist_lr", 1e-4),
         resist_weight=getattr(args, "resist_weight", 1.0),
     )

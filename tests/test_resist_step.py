@@ -96,7 +96,7 @@ def test_lur_resist_without_its_term_is_lur_bit_for_bit_and_with_it_moves_elsewh
     ``lur``'s weights (same λ) bit for bit; the default term moves them; knobs are recorded."""
     import json
 
-    lur = _erase_class(tmp_path / "lur", "lur", "--retain_weight", 1)
+    lur = _erase_class(tmp_path / "lur", "lur", "--retain_weight", 2)  # lur-resist's λ
     w0 = _erase_class(tmp_path / "w0", "lur-resist", "--resist_weight", 0, "--resist_steps", 2)
     w1 = _erase_class(tmp_path / "w1", "lur-resist", "--resist_steps", 2)
     assert_bit_identical(lur, w0)
@@ -104,6 +104,16 @@ def test_lur_resist_without_its_term_is_lur_bit_for_bit_and_with_it_moves_elsewh
     assert moved > 1e-5  # about the learning rate (1e-4) on some coordinates
     meta = json.loads((tmp_path / "w1" / "erase_config.json").read_text())["meta"]
     assert (meta["resist_steps"], meta["resist_lr"], meta["resist_weight"]) == (2, 1e-4, 1.0)
+    # without --resist_steps, the method's own K: 6 for the class task (tuned on digit 2)
+    from erase.cli import erase_class
+    from erase.methods import CLASS_METHODS
+    from erase.runs import configs_from_args
+
+    for flags, k in (([], 6), (["--resist_steps", "2"], 2)):
+        args = ["--forget_class", "2", "--method", "lur-resist", "--output_dir", "OUT", *flags]
+        args = erase_class.parse_args(args)
+        meta, _ = configs_from_args(args, CLASS_METHODS["lur-resist"])
+        assert meta.resist_steps == k and meta.retain_weight == 2.0
 
 
 def test_bad_resist_knobs_are_refused_before_any_work(tmp_path):

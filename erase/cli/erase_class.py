@@ -190,7 +190,10 @@ def resolve_inputs(args):
     from erase.runs import prepare_output_dir
 
     method = get_method(args.method, CLASS_METHODS).with_overrides(
-        forget_loss=args.forget_loss, retain_loss=args.retain_loss, retain_weight=args.retain_weight
+        forget_loss=args.forget_loss,
+        retain_loss=args.retain_loss,
+        retain_weight=args.retain_weight,
+        resist_steps=getattr(args, "resist_steps", None),
     )
     from erase.stopping import resolve_rule
 

@@ -241,7 +241,10 @@ def resolve_inputs(args):
         else concept.retain
     )
     method = method.with_overrides(
-        forget_loss=args.forget_loss, retain_loss=args.retain_loss, retain_weight=args.retain_weight
+        forget_loss=args.forget_loss,
+        retain_loss=args.retain_loss,
+        retain_weight=args.retain_weight,
+        resist_steps=getattr(args, "resist_steps", None),
     )
     method = resolve_forget_loss(method, any(concept.anchor))
     if (method.forget_loss == "anchor" or method.forget_data == "anchor") and not any(
