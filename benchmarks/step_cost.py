@@ -372,6 +372,7 @@ def make_rows(world: World, variant: str, methods, tmp_dir: Path) -> list[Row]:
                 mode="second_order" if second else "first_order",
                 inner_lr=3e-4,
                 retain_weight=spec.retain_weight,
+                resist_steps=spec.resist_steps,  # the method's own K, as the job's default
             )
             cfg = TrainConfig(learning_rate=1e-5, train_batch_size=batch, monitor_every=0)
             task = world.make_task(spec, batch)
