@@ -132,7 +132,7 @@ def choose_anchor_classes(
     (one share per anchor set tried), "false_alarm", "samples", "rule"}``. ``images`` in [-1, 1] at
     the model's size; ``unet`` the frozen original."""
     from .class_eval import state_hash
-    from .stopping import CHECK_SEED, class_erased_share
+    from .stopping import CHECK_SEED
 
     forget = sorted(set(int(k) for k in forget_classes))
     settings = [forget, null_class, float(guidance_scale), int(num_inference_steps)]
@@ -143,9 +143,32 @@ def choose_anchor_classes(
     cached = cache_dir() / "anchor-rule" / f"{key}.json"
     if cached.exists():
         return json.loads(cached.read_text())
+    from filelock import FileLock
+
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    # runs of one digit side by side (the frontier's workers, a user's parallel jobs) sample
+    # the verdict once: the others wait for it here and read it
+    with FileLock(str(cached.with_suffix(".lock"))):
+        if cached.exists():
+            return json.loads(cached.read_text())
+        record = _verdict(
+            unet, scheduler, images, labels, forget, num_classes, null_class, judge,
+            guidance_scale, num_inference_steps, samples, cached.parent,
+        )  # fmt: skip
+        atomic_write_json(cached, record)
+    return record
+
+
+def _verdict(
+    unet, scheduler, images, labels, forget, num_classes, null_class, judge,
+    guidance_scale, num_inference_steps, samples, cache_folder,
+) -> dict:  # fmt: skip
+    """Sample the fixed point, dropping anchors until the judge no longer sees the class."""
+    from .stopping import class_erased_share
+
     print(
         f"random label: judging the samples its target converges to ({samples} per anchor set "
-        f"tried, {num_inference_steps} steps; cached in {cached.parent})",
+        f"tried, {num_inference_steps} steps; cached in {cache_folder})",
         file=sys.stderr,
     )
     order = drop_order(images, labels, forget, num_classes, judge)
@@ -181,5 +204,4 @@ def choose_anchor_classes(
         "label converges to (the frozen model guided by the anchors' mean prediction) than of "
         "the frozen model's retained classes (false_alarm)",
     }
-    atomic_write_json(cached, record)
     return record

@@ -150,6 +150,29 @@ def test_the_anchor_rule_narrows_random_label_only_where_its_target_cannot_erase
     assert seven["dropped"] == [] and seven["anchor_classes"] == [0, 1, 2, 3, 4, 5, 6, 8, 9]
 
 
+def test_runs_side_by_side_sample_the_anchor_verdict_once(tmp_path, monkeypatch):
+    """A run that finds another computing the same verdict waits for it and reads it, instead of
+    sampling the fixed point a second time (the frontier's two workers on one digit)."""
+    import json
+    import threading
+
+    from filelock import FileLock
+
+    monkeypatch.setenv("ERASE_CACHE_DIR", str(tmp_path))
+    _rule([5], steps=2)  # where this verdict is cached
+    (cached,) = (tmp_path / "anchor-rule").glob("*.json")
+    cached.unlink()
+    result = {}
+    with FileLock(str(cached.with_suffix(".lock"))):  # "another run" is computing it
+        waiting = threading.Thread(target=lambda: result.update(_rule([5], steps=2)))
+        waiting.start()
+        waiting.join(timeout=2.0)
+        assert waiting.is_alive()  # blocked on the lock, not sampling
+        cached.write_text(json.dumps({"anchor_classes": [0, 1], "written_by": "the other run"}))
+    waiting.join(timeout=60)
+    assert result == {"anchor_classes": [0, 1], "written_by": "the other run"}
+
+
 def test_the_job_records_the_anchor_rule_and_a_given_list_overrides_it(tmp_path, eight):
     import json
 
