@@ -171,6 +171,18 @@ class StopMonitor:
         self.checks = list((state or {}).get("checks", []))
 
 
+def describe_check(check: dict) -> str:
+    """One check of the run, as the log shows it: "91.0% erased by the check" and, where the
+    target was met, what the fresh sets said."""
+    line = f"{check['erased']:.1%} erased by the check"
+    confirm = check.get("confirm")
+    if confirm:
+        shares = ", ".join(f"{c:.1%}" for c in confirm)
+        line += f"; fresh set{'s' if len(confirm) > 1 else ''} {shares}: "
+        line += "confirmed" if check.get("confirmed") else "not confirmed, going on"
+    return line
+
+
 def describe_stop(record) -> str:
     """One line on why a run ended, from its ``stopping`` record (or "off ...")."""
     if not isinstance(record, dict):

@@ -27,6 +27,7 @@ from .methods import MethodSpec
 from .resist_step import resist_rule
 from .robust_step import robust_rule
 from .step_rng import step_generator
+from .stopping import describe_check
 
 
 @dataclass
@@ -365,6 +366,8 @@ class EraseTrainer:
                 for k in ("loss_forget", "loss_retain_lookahead", "cos")
                 if k in stats
             }
+            if self.stopper is not None and self.stopper.checks:  # the last check stays shown
+                post["erased"] = f"{self.stopper.checks[-1]['erased']:.2f}"
             bar.set_postfix(post)
             bar.update(1)
             done = step + 1
@@ -373,6 +376,8 @@ class EraseTrainer:
                 self.stop_reason = self.stopper.check(done, self.acc)
                 stats["erased_check"] = self.stopper.checks[-1]["erased"]
                 bar.set_postfix({**post, "erased": f"{stats['erased_check']:.2f}"})
+                if self.acc.is_main_process:  # a line per check, readable in a log file
+                    bar.write(f"step {done}: {describe_check(self.stopper.checks[-1])}")
             if self.cfg.checkpointing_steps and done % self.cfg.checkpointing_steps == 0:
                 self.save(done)
             if (

@@ -201,13 +201,27 @@ def _erase(out, *flags):
 
 
 @pytest.mark.slow
-def test_a_stopped_run_equals_a_fixed_run_of_its_steps_and_resumes_exactly(tmp_path):
+def test_each_check_is_one_readable_log_line():
+    from erase.stopping import describe_check
+
+    assert describe_check({"erased": 0.906, "confirmed": False}) == "90.6% erased by the check"
+    line = describe_check({"erased": 0.97, "confirm": [0.94], "confirmed": False})
+    assert line == "97.0% erased by the check; fresh set 94.0%: not confirmed, going on"
+    line = describe_check({"erased": 1.0, "confirm": [0.97, 0.96], "confirmed": True})
+    assert line.endswith("fresh sets 97.0%, 96.0%: confirmed")
+
+
+def test_a_stopped_run_equals_a_fixed_run_of_its_steps_and_resumes_exactly(tmp_path, capsys):
     stop = dict(stop_at_erased="0.6", eval_every=3, stop_samples=8, max_train_steps=30)
     stop.update(checkpointing_steps=3, checkpoints_total_limit=20)
     w_stop, m = _erase(tmp_path / "stop", *sum(stop.items(), ()))
     rec = m["stopping"]
     s = m["trained_steps"]
     assert rec["reason"] == "target" and rec["step"] == s < 30, rec
+    log = capsys.readouterr().out  # a line per check, beside the progress bar
+    assert all(
+        f"step {c['step']}: {c['erased']:.1%} erased by the check" in log for c in rec["checks"]
+    )
     assert rec["erased_at_stop"] >= 0.6
     # every earlier check missed the target, or met it on the main set but not on the fresh one
     assert all(c["erased"] < 0.6 or not c["confirmed"] for c in rec["checks"][:-1])
