@@ -277,7 +277,7 @@ def configs_from_args(args, method):
         relearn_scale=getattr(args, "relearn_scale", 10.0),
         relearn_weight=getattr(args, "relearn_weight", 1.0),
         adv_radius=getattr(args, "adv_radius", 0.1),
-        resist_steps=getattr(args, "resist_steps", None) or method.resist_steps,
+        resist_steps=method.resist_steps,
         resist_lr=getattr(args, "resist_lr", 1e-4),
         resist_weight=getattr(args, "resist_weight", 1.0),
     )

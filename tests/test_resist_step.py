@@ -112,7 +112,8 @@ def test_lur_resist_without_its_term_is_lur_bit_for_bit_and_with_it_moves_elsewh
     for flags, k in (([], 6), (["--resist_steps", "2"], 2)):
         args = ["--forget_class", "2", "--method", "lur-resist", "--output_dir", "OUT", *flags]
         args = erase_class.parse_args(args)
-        meta, _ = configs_from_args(args, CLASS_METHODS["lur-resist"])
+        method = CLASS_METHODS["lur-resist"].with_overrides(resist_steps=args.resist_steps)
+        meta, _ = configs_from_args(args, method)  # as erase_class resolves it
         assert meta.resist_steps == k and meta.retain_weight == 2.0
 
 

@@ -193,7 +193,7 @@ def resolve_inputs(args):
         forget_loss=args.forget_loss,
         retain_loss=args.retain_loss,
         retain_weight=args.retain_weight,
-        resist_steps=getattr(args, "resist_steps", None),
+        resist_steps=args.resist_steps,
     )
     from erase.stopping import resolve_rule
 

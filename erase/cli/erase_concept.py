@@ -244,7 +244,7 @@ def resolve_inputs(args):
         forget_loss=args.forget_loss,
         retain_loss=args.retain_loss,
         retain_weight=args.retain_weight,
-        resist_steps=getattr(args, "resist_steps", None),
+        resist_steps=args.resist_steps,
     )
     method = resolve_forget_loss(method, any(concept.anchor))
     if (method.forget_loss == "anchor" or method.forget_data == "anchor") and not any(
