@@ -66,6 +66,7 @@ class MetaConfig:
     resist_steps: int = 3
     resist_lr: float = 1e-4
     resist_weight: float = 1.0
+    resist_every: int = 1  # the attack is simulated on every N-th step; lur's step between
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -80,6 +81,8 @@ class MetaConfig:
             raise ValueError("meta inner_steps must be >= 1")
         if self.retain_weight_at_theta < 0:
             raise ValueError("meta retain_weight_at_theta must be >= 0")
+        if self.resist_every < 1:
+            raise ValueError(f"resist_every must be >= 1, got {self.resist_every}")
         if self.retain_weight_at_theta > 0 and self.order != "forget_first":
             raise ValueError(ANCHOR_WITH_RETAIN_FIRST)
 

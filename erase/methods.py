@@ -31,6 +31,7 @@ class MethodSpec:
     forget_data: str = "concept"
     train_params: str | None = None  # the method's own default trainable set, if it has one
     resist_steps: int = 3  # lur-resist: K simulated attacker steps (--resist_steps)
+    resist_every: int = 1  # lur-resist: the attack is simulated every N-th step (--resist_every)
     summary: str = ""
 
     def with_overrides(self, **kw) -> MethodSpec:

@@ -15,7 +15,9 @@ retention is still judged at θ (after ``lur``'s look-ahead), never at the attac
 Memory over ``lur``: θ saved once (the copy the attack runs on is the model itself, restored
 afterwards), AdamW's two moments — what the simulation needs — and one buffer for ∇L_f(θ_K):
 four fp32 copies of the trainable weights (≈ 13.8 GB for the whole SD-1.5 UNet, 3.4 GB each).
-Cost over ``lur``: K + 1 forward/backward passes a step. ``meta-relearn``
+Cost over ``lur``: K + 1 forward/backward passes a step, or on average (K + 1) / N with
+``resist_every`` N (the attack simulated on steps 0, N, 2N, …; ``lur``'s step in between, so a
+resumed run stays bit-exact without keeping anything across steps). ``meta-relearn``
 (erase.robust_step) is the one-step, preconditioned-step version of this rule.
 """
 
@@ -93,6 +95,8 @@ def resist_rule(trainer, forget, retain, monitor: bool, mask, step: int) -> dict
     if meta.retain_weight != trainer.method.retain_weight:
         meta = MetaConfig(**{**meta.to_dict(), "retain_weight": trainer.method.retain_weight})
     cfg = ResistConfig(steps=meta.resist_steps, lr=meta.resist_lr, weight=meta.resist_weight)
+    if step % meta.resist_every:  # between simulated attacks: lur's own step
+        return meta_gradient(trainer.ctx, forget, retain, meta, monitor=monitor, mask=mask)
     world, rank = trainer.acc.num_processes, trainer.acc.process_index
     n_micro = trainer.cfg.gradient_accumulation_steps
 

@@ -195,6 +195,19 @@ def add_meta_args(m, methods: dict) -> None:
         + ")",
     )
     m.add_argument(
+        "--resist_every",
+        type=int,
+        default=None,
+        help="lur-resist: simulate the attack on every N-th step only, lur's step in between: "
+        "the step's cost falls from K + 3 to 3 + (K + 1) / N forward/backward passes (default: "
+        "the method's: "
+        + per_method(
+            {k: v for k, v in methods.items() if v.rule == "meta-resist"},
+            lambda s: s.resist_every,
+        )
+        + ")",
+    )
+    m.add_argument(
         "--resist_lr",
         type=float,
         default=1e-4,
@@ -278,6 +291,7 @@ def configs_from_args(args, method):
         relearn_weight=getattr(args, "relearn_weight", 1.0),
         adv_radius=getattr(args, "adv_radius", 0.1),
         resist_steps=method.resist_steps,
+        resist_every=method.resist_every,
         resist_lr=getattr(args, "resist_lr", 1e-4),
         resist_weight=getattr(args, "resist_weight", 1.0),
     )

@@ -44,6 +44,7 @@ for _name in (
     "eval_every",
     "stop_samples",
     "resist_steps",
+    "resist_every",
 ):
     NUMBER_RULES[_name] = (1, True, _INF, False)
 for _name in (

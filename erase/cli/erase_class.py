@@ -194,6 +194,7 @@ def resolve_inputs(args):
         retain_loss=args.retain_loss,
         retain_weight=args.retain_weight,
         resist_steps=args.resist_steps,
+        resist_every=args.resist_every,
     )
     from erase.stopping import resolve_rule
 
