@@ -373,6 +373,7 @@ def make_rows(world: World, variant: str, methods, tmp_dir: Path) -> list[Row]:
                 inner_lr=3e-4,
                 retain_weight=spec.retain_weight,
                 resist_steps=spec.resist_steps,  # the method's own K, as the job's default
+                resist_every=spec.resist_every,
             )
             cfg = TrainConfig(learning_rate=1e-5, train_batch_size=batch, monitor_every=0)
             task = world.make_task(spec, batch)
@@ -405,24 +406,34 @@ def _prepare(row: Row) -> None:
         row.trainer.compute_saliency_mask()
 
 
+def steps_per_sample(row: Row) -> int:
+    """Steps timed as one sample: a whole cycle of ``lur-resist --resist_every N`` (one attacked
+    step, N - 1 of lur's), whose mean is its cost a step; one step for every other rule."""
+    return row.trainer.meta.resist_every if row.trainer.method.rule == "meta-resist" else 1
+
+
 def timed_step(row: Row) -> tuple[float, float]:
-    """(seconds, CPU seconds) of one ``train_step``: CUDA events on GPU; on CPU wall clock and
-    this process's CPU time, which other processes on a shared machine barely disturb."""
+    """(seconds, CPU seconds) of one ``train_step`` (the mean over a cycle, where the rule has
+    one): CUDA events on GPU; on CPU wall clock and this process's CPU time, which other
+    processes on a shared machine barely disturb."""
     _activate(row)
     device = row.world.acc.device
+    n = steps_per_sample(row)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        row.trainer.train_step(row.step)
+        for i in range(n):
+            row.trainer.train_step(row.step + i)
         end.record()
         end.synchronize()
-        dt = cpu = start.elapsed_time(end) / 1000.0
+        dt = cpu = start.elapsed_time(end) / 1000.0 / n
     else:
         t0, c0 = time.perf_counter(), time.process_time()
-        row.trainer.train_step(row.step)
-        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
-    row.step += 1
+        for i in range(n):
+            row.trainer.train_step(row.step + i)
+        dt, cpu = (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
+    row.step += n
     return dt, cpu
 
 

@@ -65,7 +65,7 @@ def concept_reference_path(concepts, seed: int = 0) -> Path:
     return references_dir() / f"tiny_sd-without-{'-'.join(sorted(set(concepts)))}-seed{seed}"
 
 
-def concept_reference(concepts, seed: int = 0) -> Path:
+def concept_reference(concepts, seed: int = 0, progress: bool = True) -> Path:
     """The tiny text-to-image world retrained without ``concepts`` (digit words, styles; cached).
 
     The committed pipeline's recipe (``train_tiny_sd``'s defaults: VAE, then UNet and text
@@ -92,7 +92,8 @@ def concept_reference(concepts, seed: int = 0) -> Path:
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # the committed pipeline's setting: same kernels, same recipe
     try:
-        train_tiny_sd(folder, seed=seed, judge=load_judge(ASSETS_DIR / JUDGE_ASSET), exclude=names)
+        judge = load_judge(ASSETS_DIR / JUDGE_ASSET)
+        train_tiny_sd(folder, seed=seed, judge=judge, exclude=names, progress=progress)
     finally:
         torch.set_num_threads(threads)
     return folder

@@ -95,6 +95,7 @@ def main(argv=None):
         eval_images_per_class=args.eval_images_per_class,
         judge=judge,
         exclude=exclude,
+        progress=True,
     )
     print(json.dumps(world, indent=2))
 

@@ -175,13 +175,16 @@ def train_vae(
     kl_weight: float,
     gen: torch.Generator,
     log_every: int = 100,
+    progress: bool = False,
 ):
     """Reconstruction (MSE) plus a small KL term; returns the VAE and its held-in recon MSE."""
+    from tqdm.auto import tqdm
+
     vae = build_vae()
     opt = torch.optim.AdamW(vae.parameters(), lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(50, steps))
     vae.train()
-    for step in range(steps):
+    for step in tqdm(range(steps), desc="tiny sd: vae", disable=not progress):
         x = images[torch.randint(0, len(images), (batch_size,), generator=gen)]
         post = vae.encode(x).latent_dist
         z = post.mean + post.std * torch.randn(post.mean.shape, generator=gen)
@@ -222,6 +225,7 @@ def train_unet(
     ema_decay=0.995,
     log_every=100,
     train_text_encoder=True,
+    progress: bool = False,
 ):
     """ε-prediction training on VAE latents with text conditioning and CFG dropout.
 
@@ -243,7 +247,9 @@ def train_unet(
     unet.train()
     n = len(latent_mean)
     t0 = time.time()
-    for step in range(steps):
+    from tqdm.auto import tqdm
+
+    for step in tqdm(range(steps), desc="tiny sd: unet + text encoder", disable=not progress):
         idx = torch.randint(0, n, (batch_size,), generator=gen)
         z0 = latent_mean[idx] + latent_std[idx] * torch.randn(latent_mean[idx].shape, generator=gen)
         noise = torch.randn(z0.shape, generator=gen)
@@ -303,6 +309,7 @@ def train_tiny_sd(
     judge=None,
     train_text_encoder: bool = True,
     exclude: tuple[str, ...] = (),
+    progress: bool = False,
 ):
     """Train the tiny SD (VAE, then UNet and text encoder on its latents; erasure methods then
     freeze the text encoder, as with Stable Diffusion's) and save it atomically; returns the
@@ -319,7 +326,7 @@ def train_tiny_sd(
     keep = kept_for_training(digits, styles, exclude)
 
     vae, mean, std, vae_mse = _train_scaled_vae(
-        flat, vae_steps, vae_batch_size, vae_lr, kl_weight, gen
+        flat, vae_steps, vae_batch_size, vae_lr, kl_weight, gen, progress
     )
     scaling = vae.config.scaling_factor
     tokenizer = build_tokenizer()
@@ -339,6 +346,7 @@ def train_tiny_sd(
         unet_lr,
         gen,
         train_text_encoder=train_text_encoder,
+        progress=progress,
     )
     train_seconds = time.time() - t_start
     pipe = make_pipeline(vae, text_encoder, tokenizer, unet)
@@ -404,10 +412,10 @@ def kept_for_training(digits: torch.Tensor, styles: torch.Tensor, exclude) -> to
     return keep
 
 
-def _train_scaled_vae(flat, steps, batch_size, lr, kl_weight, gen):
+def _train_scaled_vae(flat, steps, batch_size, lr, kl_weight, gen, progress=False):
     """The VAE, its latents' ``(mean, std)``, reconstruction MSE; ``scaling_factor`` set so a
     sampled latent has unit std (as Stable Diffusion's VAE config does)."""
-    vae = train_vae(flat, steps, batch_size, lr, kl_weight, gen)
+    vae = train_vae(flat, steps, batch_size, lr, kl_weight, gen, progress=progress)
     mean, std = encode_latents(vae, flat)
     with torch.no_grad():
         recon = vae.decode(mean[:1024]).sample.clamp(-1, 1)
@@ -603,7 +611,7 @@ def tiny_sd_path() -> Path:
         logger.warning(
             "tiny SD asset missing; training it into %s (about half an hour on CPU)", target
         )
-        train_tiny_sd(target)
+        train_tiny_sd(target, progress=True)
     return target
 
 
