@@ -374,6 +374,7 @@ def make_rows(world: World, variant: str, methods, tmp_dir: Path) -> list[Row]:
                 retain_weight=spec.retain_weight,
                 resist_steps=spec.resist_steps,  # the method's own K, as the job's default
                 resist_every=spec.resist_every,
+                resist_weight=spec.resist_weight,
             )
             cfg = TrainConfig(learning_rate=1e-5, train_batch_size=batch, monitor_every=0)
             task = world.make_task(spec, batch)

@@ -216,8 +216,14 @@ def add_meta_args(m, methods: dict) -> None:
     m.add_argument(
         "--resist_weight",
         type=float,
-        default=1.0,
-        help="lur-resist: weight w of the forget loss at the relearned weights",
+        default=None,
+        help="lur-resist: weight w of the forget loss at the relearned weights (default: the "
+        "method's: "
+        + per_method(
+            {k: v for k, v in methods.items() if v.rule == "meta-resist"},
+            lambda s: s.resist_weight,
+        )
+        + ")",
     )
 
 
@@ -293,7 +299,7 @@ def configs_from_args(args, method):
         resist_steps=method.resist_steps,
         resist_every=method.resist_every,
         resist_lr=getattr(args, "resist_lr", 1e-4),
-        resist_weight=getattr(args, "resist_weight", 1.0),
+        resist_weight=method.resist_weight,
     )
     train = TrainConfig(
         max_train_steps=args.max_train_steps,

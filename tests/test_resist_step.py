@@ -103,18 +103,29 @@ def test_lur_resist_without_its_term_is_lur_bit_for_bit_and_with_it_moves_elsewh
     moved = max(float((lur[k] - w1[k]).abs().max()) for k in lur)
     assert moved > 1e-5  # about the learning rate (1e-4) on some coordinates
     meta = json.loads((tmp_path / "w1" / "erase_config.json").read_text())["meta"]
-    assert (meta["resist_steps"], meta["resist_lr"], meta["resist_weight"]) == (2, 1e-4, 1.0)
-    # without --resist_steps, the method's own K: 6 for the class task (tuned on digit 2)
+    assert (meta["resist_steps"], meta["resist_lr"], meta["resist_weight"]) == (2, 1e-4, 2.0)
+    # without the flags, the method's own K, N and w: 6, 2 and 2 for the class task (tuned on
+    # digit 2); each flag overrides its own knob only
     from erase.cli import erase_class
     from erase.methods import CLASS_METHODS
     from erase.runs import configs_from_args
 
-    for flags, k in (([], 6), (["--resist_steps", "2"], 2)):
+    cases = (
+        ([], (6, 2, 2.0)),
+        (["--resist_steps", "2"], (2, 2, 2.0)),
+        (["--resist_every", "1", "--resist_weight", "1"], (6, 1, 1.0)),
+    )
+    for flags, (k, n, w) in cases:
         args = ["--forget_class", "2", "--method", "lur-resist", "--output_dir", "OUT", *flags]
         args = erase_class.parse_args(args)
-        method = CLASS_METHODS["lur-resist"].with_overrides(resist_steps=args.resist_steps)
+        method = CLASS_METHODS["lur-resist"].with_overrides(
+            resist_steps=args.resist_steps,
+            resist_every=args.resist_every,
+            resist_weight=args.resist_weight,
+        )
         meta, _ = configs_from_args(args, method)  # as erase_class resolves it
-        assert meta.resist_steps == k and meta.retain_weight == 2.0
+        assert (meta.resist_steps, meta.resist_every, meta.resist_weight) == (k, n, w)
+        assert meta.retain_weight == 2.0
 
 
 def test_resist_every_simulates_the_attack_on_every_nth_step_and_lurs_step_between(tmp_path):
@@ -126,11 +137,11 @@ def test_resist_every_simulates_the_attack_on_every_nth_step_and_lurs_step_betwe
     def log(name):
         return json.loads((tmp_path / name / "step_log.json").read_text())
 
-    every1 = _erase_class(tmp_path / "e1", "lur-resist", "--resist_steps", 2)
+    every1 = _erase_class(tmp_path / "e1", "lur-resist", "--resist_steps", 2, "--resist_every", 1)
     every2 = _erase_class(tmp_path / "e2", "lur-resist", "--resist_steps", 2, "--resist_every", 2)
     assert_bit_identical(every1, every2)
     two = ["--resist_steps", 2, "--max_train_steps", 2]
-    both = _erase_class(tmp_path / "b1", "lur-resist", *two)
+    both = _erase_class(tmp_path / "b1", "lur-resist", *two, "--resist_every", 1)
     half = _erase_class(tmp_path / "b2", "lur-resist", *two, "--resist_every", 2)
     assert max(float((both[k] - half[k]).abs().max()) for k in both) > 1e-6
     assert ["loss_relearn" in r for r in log("b1")] == [True, True]

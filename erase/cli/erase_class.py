@@ -195,6 +195,7 @@ def resolve_inputs(args):
         retain_weight=args.retain_weight,
         resist_steps=args.resist_steps,
         resist_every=args.resist_every,
+        resist_weight=args.resist_weight,
     )
     from erase.stopping import resolve_rule
 

@@ -246,6 +246,7 @@ def resolve_inputs(args):
         retain_weight=args.retain_weight,
         resist_steps=args.resist_steps,
         resist_every=args.resist_every,
+        resist_weight=args.resist_weight,
     )
     method = resolve_forget_loss(method, any(concept.anchor))
     if (method.forget_loss == "anchor" or method.forget_data == "anchor") and not any(
