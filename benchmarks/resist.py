@@ -221,9 +221,20 @@ def _steps(rows: list[dict], attack: str) -> str:
     return "/".join(str(s) for s, _ in curves[0] if s > 0) if curves else ""
 
 
+def with_lur_ratio(rows: list[dict]) -> list[dict]:
+    """Each row's erasure time over ``lur``'s on the same target (the cost target of issue 27:
+    the resisting erasure within 3x lur's time), where ``lur`` ran and both times are known."""
+    lur = {r["target"]: r["erase_seconds"] for r in rows if r["method"] == "lur"}
+    for r in rows:
+        base, own = lur.get(r["target"]), r["erase_seconds"]
+        r["erase_x_lur"] = round(own / base, 2) if base and own is not None else None
+    return rows
+
+
 def table(rows: list[dict]) -> str:
     head = (
-        f"| target | method | erased % (SVM) | kept % | Avg. Gap (floor) | Avg. Shortfall | steps (why) | erase s "
+        f"| target | method | erased % (SVM) | kept % | Avg. Gap (floor) | Avg. Shortfall | steps (why) "
+        f"| erase s (× lur) "
         f"| relearn back % "
         f"s={_steps(rows, 'relearn')} (reference) | steps to 50 % back (ref) | benign back % "
         f"s={_steps(rows, 'benign')} (ref) | judges disagree ≤ |"
@@ -239,7 +250,8 @@ def table(rows: list[dict]) -> str:
             + (f" ({_gap(r['noise_floor'])}) " if r.get("noise_floor") is not None else " ")
             + f"| {_gap(r.get('avg_shortfall'))} "
             + f"| {r['trained_steps']} ({r['stop_reason'] or '-'}) "
-            f"| {r['erase_seconds'] and round(r['erase_seconds'])} "
+            f"| {r['erase_seconds'] and round(r['erase_seconds'])}"
+            + (f" ({r['erase_x_lur']:.2f}) " if r.get("erase_x_lur") is not None else " ")
             + (f"| {_curve(rl)} ({_curve(rl, 'reference')}) " if rl else "| – ")
             + (
                 f"| {_half(rl['steps_to_half'])} ({_half(rl['reference_steps_to_half'])}) "
@@ -271,6 +283,7 @@ def main(argv=None) -> list[dict]:
                 for a in args.attacks
             }
             rows.append(row(name, method, metrics, attacks, ref_attacks))
+    rows = with_lur_ratio(rows)
     out.mkdir(parents=True, exist_ok=True)
     (out / "table.json").write_text(
         json.dumps({**machine_record("resist.py"), "rows": rows}, indent=2)

@@ -638,3 +638,13 @@ def test_resist_passes_both_references_and_prints_the_noise_floor(monkeypatch):
     r = resist.row("6", "lur", metrics, {}, {})
     assert r["avg_gap"] == 0.153 and r["noise_floor"] == 0.041
     assert "| 0.153 (0.041) | 0.121 |" in resist.table([r])
+    # the cost column: each method's erasure time over lur's on the same target
+    rows = [
+        resist.row("6", m, {**metrics, "erasure_seconds": t}, {}, {})
+        for m, t in (("lur", 100.0), ("lur-resist", 260.0))
+    ]
+    rows.append(resist.row("7", "lur-resist", {**metrics, "erasure_seconds": 50.0}, {}, {}))
+    rows = resist.with_lur_ratio(rows)
+    assert [r["erase_x_lur"] for r in rows] == [1.0, 2.6, None]
+    text = resist.table(rows)
+    assert "| 260 (2.60) |" in text and "| 50 |" in text
