@@ -10,9 +10,12 @@ Per digit K, the reference — the digits DDPM retrained without K
 — is attacked once; then per method ``scripts/erase_class.py --forget_class K --method M
 --reference REF`` with every other default (the stopping rule: 95 % erased by the digits
 classifier, cap 4 × the budget; the Avg. Gap to the reference in metrics.json), and each model
-is attacked twice with ``eval/attack.py``: ``relearn`` (32 real images of K, AdamW 1e-4, batch
-32, after 5/10/20 steps) and ``benign`` (the other digits' images, after 5/10/20/50 steps),
-with ``--check_judge digits-svm``: a second judge of another model family on every curve point.
+is attacked twice: ``relearn`` (32 real images of K, AdamW 1e-4, batch 32, after 5/10/20 steps)
+and ``benign`` (``eval/attack.py``: the other digits' images, after 5/10/20/50 steps), each
+point judged a second time by ``digits-svm``, a judge of another model family. The relearn
+curves, the run's and the reference's, are read from the run's gap probe, which relearned both
+with those very settings and judges; with other settings (``--samples``, ``--attack_flags``)
+``eval/attack.py`` relearns afresh.
 
 Per concept C (a digit word or a style of the tiny text-to-image world) the same, with
 ``scripts/erase_concept.py --concept C`` and the tiny world retrained without C's images and
@@ -153,6 +156,69 @@ def attack(model: str, out: Path, kind: str, name: str, attack_name: str, args) 
     return attack_once(model, out, [*flags, *args.attack_flags.split()])
 
 
+def probe_attack(measures: dict | None, steps, relearning) -> dict | None:
+    """The relearn attack's figures read from a gap probe's measures (the run's or its
+    reference's in ``metrics.json``): the same attack — 32 images, AdamW 1e-4, 50 judged
+    samples, and the second judge on every point — so a run is not relearned twice. None when
+    the probe lacks a step or the second judge, or was measured otherwise (smoke flags)."""
+    from erase.attacks.curves import curve_summary
+
+    points = [0, *steps]
+    if not measures or not isinstance(relearning, dict):
+        return None
+    if any(measures.get(f"{k}@{s}") is None for s in points for k in ("relearn", "check")):
+        return None
+    curve = [
+        {"steps": s, "share": measures[f"relearn@{s}"], "check_share": measures[f"check@{s}"]}
+        for s in points
+    ]
+    return {
+        "curve": curve,
+        **curve_summary(curve),
+        "check_max_disagreement": max(abs(p["share"] - p["check_share"]) for p in curve),
+        "from": "the reference-gap probe",
+    }
+
+
+def probe_matches(kind: str, name: str, relearning, args) -> bool:
+    """Whether the probe's settings are those the relearn attack would use here."""
+    if not isinstance(relearning, dict) or args.attack_flags.strip():
+        return False
+    if relearning.get("lr") != 1e-4 or relearning.get("n_images") != 32:
+        return False
+    if kind == "class":
+        return relearning.get("samples") == args.samples and relearning.get("seed") == args.seed
+    from erase.concept_reference import relearn_settings
+    from erase.concepts import resolve_concept
+
+    want = relearn_settings(name, len(resolve_concept(name).forget), args.seed, args.samples)
+    return all(relearning.get(k) == want[k] for k in ("seeds", "seed", "batch"))
+
+
+def attacks_of(run_dir: Path, metrics: dict, kind: str, name: str, args, reference: str, ref):
+    """The run's attacks, and (first time) the reference's: the relearn curves from the gap
+    probe where it measured them alike; every other attack run with ``eval/attack.py``."""
+    record = metrics.get("reference_gap") or {}
+    relearning = record.get("relearning")
+    usable = probe_matches(kind, name, relearning, args)
+    folder = run_dir.parent
+    attacks = {}
+    for a in args.attacks:
+        probed = a == "relearn" and usable
+        got = probe_attack(record.get("run"), args.relearn_steps, relearning) if probed else None
+        attacks[a] = got or attack(str(run_dir), run_dir / f"attack-{a}", kind, name, a, args)
+        if a not in ref:
+            got = (
+                probe_attack(record.get("reference"), args.relearn_steps, relearning)
+                if probed
+                else None
+            )
+            ref[a] = got or attack(
+                reference, folder / "reference" / f"attack-{a}", kind, name, a, args
+            )
+    return attacks
+
+
 def row(target: str, method: str, metrics: dict, attacks: dict, ref_attacks: dict) -> dict:
     """One table row from a run's metrics.json, its attack.json files and the reference's."""
     stopping = metrics.get("stopping")
@@ -271,17 +337,11 @@ def main(argv=None) -> list[dict]:
     for kind, name in targets(args):
         reference = reference_for(kind, name, args)
         folder = out / (f"digit-{name}" if kind == "class" else f"concept-{name}")
-        ref_attacks = {
-            a: attack(reference, folder / "reference" / f"attack-{a}", kind, name, a, args)
-            for a in args.attacks
-        }
+        ref_attacks: dict = {}  # the reference's, attacked (or read from the probe) once
         for method in args.methods:
             run_dir = folder / method
             metrics = erase(run_dir, kind, name, method, gap_references(kind, name, args), args)
-            attacks = {
-                a: attack(str(run_dir), run_dir / f"attack-{a}", kind, name, a, args)
-                for a in args.attacks
-            }
+            attacks = attacks_of(run_dir, metrics, kind, name, args, reference, ref_attacks)
             rows.append(row(name, method, metrics, attacks, ref_attacks))
     rows = with_lur_ratio(rows)
     out.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,7 @@ from .attacks.relearn import RELEARN_DEFAULTS
 from .reference_gap import (
     RELEARN_STEPS,
     cached_measures,
+    curve_points,
     gap_record,
     measures_dir,
     measures_from,
@@ -39,16 +40,22 @@ def relearn_settings(forget_class: int, seed: int) -> dict:
         "batch": RELEARN_DEFAULTS["batch"],
         "samples": 50,
         "seed": seed,
+        # a second judge of another model family on every point, as benchmarks/resist.py's
+        # attack has, so that benchmark reads the curve from here instead of relearning again
+        "check_judge": "digits-svm",
     }
 
 
 def relearn_share_curve(model_dir, original, settings: dict, workdir: Path) -> list[dict]:
     """The relearning curve of the DDPM in ``model_dir`` (fine-tuned on a fresh copy)."""
     from .attacks.harness import relearn_classes
-    from .attacks.judges import DigitsClassifierJudge
+    from .attacks.judges import DigitsClassifierJudge, make_judge
     from .generators import load_generator
 
     k = settings["forget_class"]
+    judge = DigitsClassifierJudge(k)
+    if settings.get("check_judge"):
+        judge.check = make_judge(settings["check_judge"], forget_class=k)
     model = load_generator(str(model_dir), classes=True)
     model.guidance_scale, model.num_inference_steps = (
         original.guidance_scale,
@@ -61,14 +68,14 @@ def relearn_share_curve(model_dir, original, settings: dict, workdir: Path) -> l
         k,
         settings["samples"],
         settings["seed"],
-        DigitsClassifierJudge(k),
+        judge,
         workdir,
         settings["steps"],
         settings["n_images"],
         settings["lr"],
         settings["batch"],
     )
-    return [{"steps": p["steps"], "share": p["share"]} for p in extra["curve"]]
+    return [curve_points(p) for p in extra["curve"]]
 
 
 def class_gap(out: Path, args, metrics: dict, classifier, eval_cfg, real_by_class, device) -> dict:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .concept_eval import concept_measures
 from .errors import EraseError
-from .reference_gap import RELEARN_STEPS, cached_measures, gap_record, summary_line
+from .reference_gap import RELEARN_STEPS, cached_measures, curve_points, gap_record, summary_line
 
 # The relearning probe: judged images per curve point (prompts × seeds, at least this many),
 # and the attack's own defaults for the rest (None); tests shrink it.
@@ -67,6 +67,9 @@ def relearn_settings(
         "seeds": list(range(math.ceil((samples or probe["samples"]) / max(n_prompts, 1)))),
         "seed": seed,
         "num_inference_steps": probe["num_inference_steps"],
+        # a second judge of another model family (SVMs on raw pixels) on every point, as
+        # benchmarks/resist.py's attack has, so that benchmark reads the curve from here
+        "check_judge": "embedded-svm",
     }
 
 
@@ -82,8 +85,10 @@ def relearn_share_curve(model_dir: Path, original: str, settings: dict, workdir:
     flags += ["--relearn_batch", str(settings["batch"]), "--relearn_lr", str(settings["lr"])]
     if settings.get("num_inference_steps"):
         flags += ["--num_inference_steps", str(settings["num_inference_steps"])]
+    if settings.get("check_judge"):
+        flags += ["--check_judge", settings["check_judge"]]
     result = attack.run(attack.parse_args(flags))
-    return [{"steps": p["steps"], "share": p["share"]} for p in result["curve"]]
+    return [curve_points(p) for p in result["curve"]]
 
 
 def concept_gap(out: Path, args, metrics: dict, concept, images_per_class: int) -> dict:

@@ -43,11 +43,20 @@ def measures_from(metrics: dict, curve: list[dict] | None) -> dict:
 
 
 def with_relearn_curve(measures: dict, curve: list[dict] | None) -> dict:
-    """``measures`` (erased, kept, fid) with the relearning curve's shares added."""
+    """``measures`` (erased, kept, fid) with the relearning curve's shares added, and the
+    second judge's (``check@s``) where the probe had one."""
     m = dict(measures)
     for point in curve or []:
         m[f"relearn@{point['steps']}"] = point["share"]
+        if point.get("check_share") is not None:
+            m[f"check@{point['steps']}"] = point["check_share"]
     return m
+
+
+def curve_points(point: dict) -> dict:
+    """One relearning-curve point as the gap probe keeps it: steps, share, second judge's."""
+    keep = ("steps", "share", "check_share")
+    return {k: point[k] for k in keep if point.get(k) is not None}
 
 
 def gaps(run: dict, reference: dict) -> dict:

@@ -648,3 +648,59 @@ def test_resist_passes_both_references_and_prints_the_noise_floor(monkeypatch):
     assert [r["erase_x_lur"] for r in rows] == [1.0, 2.6, None]
     text = resist.table(rows)
     assert "| 260 (2.60) |" in text and "| 50 |" in text
+
+
+def test_resist_reads_the_relearn_curves_from_the_gap_probe_and_runs_the_other_attacks(
+    monkeypatch, tmp_path
+):
+    """A run measured against its reference already relearned it (and the reference) with the
+    relearn attack's settings and both judges: resist.py reads those curves from metrics.json
+    and runs only the attacks the probe did not; with other settings it attacks afresh."""
+    resist = _load_benchmark(BENCH / "resist.py", monkeypatch)
+    calls = []
+
+    def fake_attack(model, out, kind, name, attack_name, args):
+        calls.append((Path(model).name, attack_name))
+        return {"curve": [{"steps": 0, "share": 0.0}, {"steps": 5, "share": 0.1}]}
+
+    monkeypatch.setattr(resist, "attack", fake_attack)
+    args = resist.parse_args(["--digits", "6"])
+    settings = {"forget_class": 6, "steps": [5, 10, 20], "n_images": 32, "lr": 1e-4}
+    settings.update(batch=32, samples=50, seed=0, check_judge="digits-svm")
+
+    def measures(shares, checks):
+        m = {"erased": 1.0, "kept": 0.97}
+        for s, v, c in zip((0, 5, 10, 20), shares, checks):
+            m.update({f"relearn@{s}": v, f"check@{s}": c})
+        return m
+
+    run = measures([0.0, 0.2, 0.6, 0.9], [0.02, 0.3, 0.6, 0.8])
+    ref = measures([0.0, 0.3, 0.5, 0.7], [0.0, 0.3, 0.5, 0.74])
+    metrics = {
+        "unlearning_accuracy": 1.0,
+        "retained_accuracy": 0.97,
+        "reference_gap": {"run": run, "reference": ref, "relearning": settings},
+    }
+    run_dir, ref_attacks = tmp_path / "digit-6" / "lur-resist", {}
+    attacks = resist.attacks_of(run_dir, metrics, "class", "6", args, "REF", ref_attacks)
+    assert calls == [("lur-resist", "benign"), ("REF", "benign")]  # relearn: from the probe
+    relearn = attacks["relearn"]
+    assert [(p["steps"], p["share"]) for p in relearn["curve"]] == [
+        (0, 0.0),
+        (5, 0.2),
+        (10, 0.6),
+        (20, 0.9),
+    ]
+    assert relearn["steps_to_half"] == pytest.approx(5 + (0.5 - 0.2) / 0.4 * 5)
+    assert relearn["check_max_disagreement"] == pytest.approx(0.1)
+    assert ref_attacks["relearn"]["steps_to_half"] == pytest.approx(10.0)
+    r = resist.row("6", "lur-resist", metrics, attacks, ref_attacks)
+    assert "| 20/60/90 (30/50/70) | 8.8 (10.0) |" in resist.table([r])
+    # another sample count than the probe's: the attack runs for the run and its reference
+    calls.clear()
+    args = resist.parse_args(["--digits", "6", "--samples", "20"])
+    resist.attacks_of(run_dir, metrics, "class", "6", args, "REF", {})
+    assert calls == [("lur-resist", "relearn"), ("REF", "relearn")] + [
+        ("lur-resist", "benign"),
+        ("REF", "benign"),
+    ]

@@ -294,3 +294,36 @@ def test_a_failed_confirmation_trains_on_and_changes_neither_the_weights_nor_the
 
     assert untimed(m_res["stopping"]["checks"]) == untimed(rec["checks"])
     assert all(torch.equal(w_res[k], w_stop[k]) for k in w_stop)
+
+
+def test_the_relearning_curve_keeps_both_judges_shares_as_measures():
+    from erase.reference_gap import curve_points, with_relearn_curve
+
+    curve = [
+        curve_points({"steps": 0, "share": 0.0, "check_share": 0.02, "seen": [False]}),
+        curve_points({"steps": 5, "share": 0.4, "loss": 0.1}),  # no second judge here
+    ]
+    assert curve == [{"steps": 0, "share": 0.0, "check_share": 0.02}, {"steps": 5, "share": 0.4}]
+    m = with_relearn_curve({"erased": 1.0}, curve)
+    assert m == {"erased": 1.0, "relearn@0": 0.0, "check@0": 0.02, "relearn@5": 0.4}
+
+
+def test_the_class_gap_probe_judges_every_point_twice(tmp_path):
+    """The class task's relearning probe carries the second judge (SVMs on raw pixels) that
+    benchmarks/resist.py's attack has, so that benchmark reads its curve instead of rerunning."""
+    from pathlib import Path
+
+    import erase
+    from erase.class_reference import relearn_settings, relearn_share_curve
+    from erase.generators import load_generator
+
+    settings = relearn_settings(7, seed=0)
+    assert settings["check_judge"] == "digits-svm"
+    settings.update(steps=[1], n_images=2, batch=2, samples=2)
+    original = load_generator(None, classes=True)
+    original.num_inference_steps = 4
+    model = Path(erase.__file__).parent / "assets" / "digits_ddpm"
+    curve = relearn_share_curve(model, original, settings, tmp_path / "relearn")
+    assert [p["steps"] for p in curve] == [0, 1]
+    assert all(set(p) == {"steps", "share", "check_share"} for p in curve)
+    assert all(p["check_share"] in (0.0, 0.5, 1.0) for p in curve)  # of 2 samples
