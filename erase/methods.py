@@ -154,14 +154,23 @@ CONCEPT_METHODS = {
         summary="lur + forget loss after a simulated relearning step (erase.robust_step); "
         "2 extra forward/backward passes a step",
     ),
+    # K = 6, N = 2, w = 2 (the class task's simulated attack), λ = 3: chosen on the tuning word
+    # "five" against K = 3, w = 1 and K = 3, w = 3 (every step), by the class task's rule (kept
+    # within 2 points of lur's, then the least back after 5 relearning steps): kept 99.6 % (lur
+    # 97.9 %), back 8/30/78 % after 5/10/20 steps against 26/54/90 and 22/56/92 %, and a model
+    # that never saw "five" 14/34/66 %. The second tuning concept ("outlined") was not measured.
     "lur-resist": MethodSpec(
         "lur-resist",
         AUTO,
         "preserve",
         "meta-resist",
         retain_weight=3.0,
+        resist_steps=6,
+        resist_every=2,
+        resist_weight=2.0,
         summary="lur + forget loss after K simulated AdamW relearning steps (Meta-Unlearning "
-        "style, erase.resist_step); K + 3 forward/backward passes a step",
+        "style, erase.resist_step), on every 2nd step; 3 + (K + 1) / 2 forward/backward "
+        "passes a step",
     ),
     "lur-adv": MethodSpec(
         "lur-adv",
