@@ -181,18 +181,18 @@ def add_meta_args(m, methods: dict) -> None:
         default=0.1,
         help="lur-adv: radius of the worst nearby prompt embedding, relative to its norm",
     )
+    add_resist_args(m, {k: v for k, v in methods.items() if v.rule == "meta-resist"})
+
+
+def add_resist_args(m, methods: dict) -> None:
+    """lur-resist's simulated attack: how long, how often, how hard it pulls."""
     m.add_argument(
         "--resist_steps",
         type=int,
         default=None,
         help="lur-resist: K steps of the simulated attacker (AdamW on the concept's denoising "
         "loss) before the forget loss is judged; each costs one forward/backward (default: "
-        "the method's: "
-        + per_method(
-            {k: v for k, v in methods.items() if v.rule == "meta-resist"},
-            lambda s: s.resist_steps,
-        )
-        + ")",
+        "the method's: " + per_method(methods, lambda s: s.resist_steps) + ")",
     )
     m.add_argument(
         "--resist_every",
@@ -200,12 +200,7 @@ def add_meta_args(m, methods: dict) -> None:
         default=None,
         help="lur-resist: simulate the attack on every N-th step only, lur's step in between: "
         "the step's cost falls from K + 3 to 3 + (K + 1) / N forward/backward passes (default: "
-        "the method's: "
-        + per_method(
-            {k: v for k, v in methods.items() if v.rule == "meta-resist"},
-            lambda s: s.resist_every,
-        )
-        + ")",
+        "the method's: " + per_method(methods, lambda s: s.resist_every) + ")",
     )
     m.add_argument(
         "--resist_lr",
@@ -218,12 +213,7 @@ def add_meta_args(m, methods: dict) -> None:
         type=float,
         default=None,
         help="lur-resist: weight w of the forget loss at the relearned weights (default: the "
-        "method's: "
-        + per_method(
-            {k: v for k, v in methods.items() if v.rule == "meta-resist"},
-            lambda s: s.resist_weight,
-        )
-        + ")",
+        "method's: " + per_method(methods, lambda s: s.resist_weight) + ")",
     )
 
 

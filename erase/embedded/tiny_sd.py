@@ -325,9 +325,8 @@ def train_tiny_sd(
     images, flat, digits, styles = _flat_training_set()
     keep = kept_for_training(digits, styles, exclude)
 
-    vae, mean, std, vae_mse = _train_scaled_vae(
-        flat, vae_steps, vae_batch_size, vae_lr, kl_weight, gen, progress
-    )
+    vae_args = (vae_steps, vae_batch_size, vae_lr, kl_weight, gen, progress)
+    vae, mean, std, vae_mse = _train_scaled_vae(flat, *vae_args)
     scaling = vae.config.scaling_factor
     tokenizer = build_tokenizer()
     text_encoder = build_text_encoder()  # after the VAE: the global RNG's order is the asset's
