@@ -181,18 +181,22 @@ def probe_attack(measures: dict | None, steps, relearning) -> dict | None:
 
 
 def probe_matches(kind: str, name: str, relearning, args) -> bool:
-    """Whether the probe's settings are those the relearn attack would use here."""
+    """Whether the probe's settings are those the relearn attack would use here: the job's
+    own probe settings for this target, seed and sample count (the steps are checked point by
+    point), and no extra attack flags."""
     if not isinstance(relearning, dict) or args.attack_flags.strip():
         return False
-    if relearning.get("lr") != 1e-4 or relearning.get("n_images") != 32:
-        return False
     if kind == "class":
-        return relearning.get("samples") == args.samples and relearning.get("seed") == args.seed
-    from erase.concept_reference import relearn_settings
-    from erase.concepts import resolve_concept
+        from erase.class_reference import relearn_settings
 
-    want = relearn_settings(name, len(resolve_concept(name).forget), args.seed, args.samples)
-    return all(relearning.get(k) == want[k] for k in ("seeds", "seed", "batch"))
+        want = {**relearn_settings(int(name), args.seed), "samples": args.samples}
+    else:
+        from erase.concept_reference import relearn_settings
+        from erase.concepts import resolve_concept
+
+        n_prompts = len(resolve_concept(name).forget)
+        want = relearn_settings(name, n_prompts, args.seed, samples=args.samples)
+    return all(relearning.get(k) == v for k, v in want.items() if k != "steps")
 
 
 def attacks_of(run_dir: Path, metrics: dict, kind: str, name: str, args, reference: str, ref):
@@ -201,21 +205,18 @@ def attacks_of(run_dir: Path, metrics: dict, kind: str, name: str, args, referen
     record = metrics.get("reference_gap") or {}
     relearning = record.get("relearning")
     usable = probe_matches(kind, name, relearning, args)
-    folder = run_dir.parent
+
+    def curve(a: str, measures, model: str, out: Path) -> dict:
+        probed = a == "relearn" and usable
+        got = probe_attack(measures, args.relearn_steps, relearning) if probed else None
+        return got or attack(model, out, kind, name, a, args)
+
     attacks = {}
     for a in args.attacks:
-        probed = a == "relearn" and usable
-        got = probe_attack(record.get("run"), args.relearn_steps, relearning) if probed else None
-        attacks[a] = got or attack(str(run_dir), run_dir / f"attack-{a}", kind, name, a, args)
+        attacks[a] = curve(a, record.get("run"), str(run_dir), run_dir / f"attack-{a}")
         if a not in ref:
-            got = (
-                probe_attack(record.get("reference"), args.relearn_steps, relearning)
-                if probed
-                else None
-            )
-            ref[a] = got or attack(
-                reference, folder / "reference" / f"attack-{a}", kind, name, a, args
-            )
+            out = run_dir.parent / "reference" / f"attack-{a}"
+            ref[a] = curve(a, record.get("reference"), reference, out)
     return attacks
 
 

@@ -420,19 +420,22 @@ def timed_step(row: Row) -> tuple[float, float]:
     _activate(row)
     device = row.world.acc.device
     n = steps_per_sample(row)
+
+    def cycle() -> None:
+        for i in range(n):
+            row.trainer.train_step(row.step + i)
+
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        for i in range(n):
-            row.trainer.train_step(row.step + i)
+        cycle()
         end.record()
         end.synchronize()
         dt = cpu = start.elapsed_time(end) / 1000.0 / n
     else:
         t0, c0 = time.perf_counter(), time.process_time()
-        for i in range(n):
-            row.trainer.train_step(row.step + i)
+        cycle()
         dt, cpu = (time.perf_counter() - t0) / n, (time.process_time() - c0) / n
     row.step += n
     return dt, cpu

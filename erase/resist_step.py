@@ -94,9 +94,9 @@ def resist_rule(trainer, forget, retain, monitor: bool, mask, step: int) -> dict
     meta = trainer.meta
     if meta.retain_weight != trainer.method.retain_weight:
         meta = MetaConfig(**{**meta.to_dict(), "retain_weight": trainer.method.retain_weight})
-    cfg = ResistConfig(steps=meta.resist_steps, lr=meta.resist_lr, weight=meta.resist_weight)
     if step % meta.resist_every:  # between simulated attacks: lur's own step
         return meta_gradient(trainer.ctx, forget, retain, meta, monitor=monitor, mask=mask)
+    cfg = ResistConfig(steps=meta.resist_steps, lr=meta.resist_lr, weight=meta.resist_weight)
     world, rank = trainer.acc.num_processes, trainer.acc.process_index
     n_micro = trainer.cfg.gradient_accumulation_steps
 

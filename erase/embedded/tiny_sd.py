@@ -233,6 +233,8 @@ def train_unet(
     the text encoder learns jointly (the digit words become separable in a few hundred
     steps; frozen random features needed far longer). Returns EMA copies of both models.
     """
+    from tqdm.auto import tqdm
+
     unet = build_unet()
     params = list(unet.parameters())
     text_encoder.requires_grad_(train_text_encoder).train(train_text_encoder)
@@ -247,8 +249,6 @@ def train_unet(
     unet.train()
     n = len(latent_mean)
     t0 = time.time()
-    from tqdm.auto import tqdm
-
     for step in tqdm(range(steps), desc="tiny sd: unet + text encoder", disable=not progress):
         idx = torch.randint(0, n, (batch_size,), generator=gen)
         z0 = latent_mean[idx] + latent_std[idx] * torch.randn(latent_mean[idx].shape, generator=gen)
