@@ -33,6 +33,9 @@ class MethodSpec:
     resist_steps: int = 3  # lur-resist: K simulated attacker steps (--resist_steps)
     resist_every: int = 1  # lur-resist: the attack is simulated every N-th step (--resist_every)
     resist_weight: float = 1.0  # lur-resist: w, the forget loss at the relearned weights
+    # the stopping rule stops no run of this method before this step (--min_train_steps): a
+    # resisting erasure keeps hardening after its judge says the concept is gone
+    min_train_steps: int = 0
     summary: str = ""
 
     def with_overrides(self, **kw) -> MethodSpec:
@@ -170,6 +173,11 @@ CONCEPT_METHODS = {
         resist_steps=6,
         resist_every=2,
         resist_weight=2.0,
+        # trained at least 200 steps, erased or not: stopped at its first check (step 25) on the
+        # tuning style "outlined" it came back in 100 % of the samples after 5 relearning steps,
+        # at 200 steps in 4 % (never saw the style: 34 %); "five" 8/24/66 % after 5/10/20 steps
+        # against 14/34/66 % (benchmarks/RESULTS.md)
+        min_train_steps=200,
         summary="lur + forget loss after K simulated AdamW relearning steps (Meta-Unlearning "
         "style, erase.resist_step), on every 2nd step; 3 + (K + 1) / 2 forward/backward "
         "passes a step",

@@ -40,7 +40,7 @@ def add_training_args(
     method registry) lets ``--help`` print each method's own defaults."""
     add_run_args(p)
     add_optimizer_args(p.add_argument_group("training"), steps=steps, lr=lr, batch=batch)
-    add_stopping_args(p)
+    add_stopping_args(p, methods=methods or {})
     m = p.add_argument_group("method")
     add_loss_args(m, methods or {})
     add_meta_args(m, methods or {})

@@ -13,6 +13,12 @@ and the final evaluation on other seeds found 84–94 % for 5 of 7). So a check 
 target is repeated, at the same step, on ``confirm`` further sample sets from seeds of their
 own, and the run stops only if each of them meets the target too; otherwise training goes on.
 
+Why a floor (``min_steps``): an erasure that must resist relearning needs training after the
+concept is gone. ``lur-resist`` stopped at its first check (step 25) on the style "outlined"
+had simulated the attack 13 times and came back in 100 % of the samples after 5 relearning
+steps; trained on to step 200, in 4 % (a model that never saw the style: 34 %). Checks before
+the floor are recorded but never stop the run, nor count towards the patience.
+
 Why it cannot change the trajectory: the check samples with its own seeded noise (never the
 training generators, which are a pure function of (seed, step)), in eval mode, under
 ``no_grad``, and puts the model back in train mode; so a run stopped at step s has the weights
@@ -27,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 from .errors import EraseError
+from .helpformat import per_method
 
 CHECK_SEED = (
     30_000  # apart from the final evaluation's (10_000), the frontier's UA (20_000), training
@@ -53,6 +60,7 @@ class StopRule:
     patience: int = 0  # checks without a gain of ``min_delta``; 0: never give up early
     min_delta: float = 0.01
     confirm: int = 1
+    min_steps: int = 0  # no stop before this step (--min_train_steps)
 
     def __post_init__(self):
         if self.target is not None and not 0.0 < self.target <= 1.0:
@@ -66,6 +74,8 @@ class StopRule:
             raise EraseError(f"--stop_samples must be >= 1, got {self.samples}")
         if self.patience < 0:
             raise EraseError(f"--stop_patience must be >= 0, got {self.patience}")
+        if self.min_steps < 0:
+            raise EraseError(f"--min_train_steps must be >= 0, got {self.min_steps}")
         if self.confirm < 0:
             raise EraseError(
                 f"--stop_confirm must be >= 0, got {self.confirm}: give the number of fresh "
@@ -99,8 +109,9 @@ class StopMonitor:
     stopped: dict | None = None
 
     def due(self, step: int, last_step: int) -> bool:
-        """A check every ``eval_every`` steps, and one at the cap so every run ends judged."""
-        return step % self.rule.eval_every == 0 or step == last_step
+        """A check every ``eval_every`` steps, one at the floor (the first step the run may
+        stop at) and one at the cap so every run ends judged."""
+        return step % self.rule.eval_every == 0 or step in (last_step, self.rule.min_steps)
 
     def check(self, step: int, accelerator=None) -> str | None:
         """Judge now; returns why to stop (``target`` or ``patience``) or None to go on.
@@ -112,6 +123,11 @@ class StopMonitor:
         (share,) = self._judge(accelerator, [CHECK_SEED])
         met = share >= self.rule.target
         record = {"step": step, "erased": share}
+        if step < self.rule.min_steps:  # recorded, never stops: no confirming sets needed
+            record.update(confirmed=False, before_floor=True)
+            record["seconds"] = round(time.perf_counter() - t0, 3)
+            self.checks.append(record)
+            return None
         if met and self.rule.confirm:
             record["confirm"] = self._judge(
                 accelerator, [confirm_seed(j) for j in range(self.rule.confirm)]
@@ -123,9 +139,10 @@ class StopMonitor:
         if met:
             return "target"
         k = self.rule.patience
-        if k and len(self.checks) > k:
-            before = max(c["erased"] for c in self.checks[:-k])
-            recent = max(c["erased"] for c in self.checks[-k:])
+        counted = [c for c in self.checks if not c.get("before_floor")]
+        if k and len(counted) > k:
+            before = max(c["erased"] for c in counted[:-k])
+            recent = max(c["erased"] for c in counted[-k:])
             if recent < before + self.rule.min_delta:
                 return "patience"
         return None
@@ -147,6 +164,7 @@ class StopMonitor:
         """The record of why the run ended, for metrics.json, the model card and the report."""
         reason = reason or "cap"
         last = self.checks[-1] if self.checks else {}
+        first = next((c["step"] for c in self.checks if c["erased"] >= self.rule.target), None)
         self.stopped = {
             "reason": reason,
             "step": step,
@@ -155,6 +173,7 @@ class StopMonitor:
             "erased_at_stop": last.get("erased"),
             "confirm_at_stop": list(last.get("confirm", [])),
             "reached": bool(last.get("confirmed", False)),
+            "first_met_step": first,  # the first check at the target (before a floor, too)
             "rule": self.rule.to_dict(),
             "judge": self.description,
             "checks": list(self.checks),
@@ -175,6 +194,8 @@ def describe_check(check: dict) -> str:
     """One check of the run, as the log shows it: "91.0% erased by the check" and, where the
     target was met, what the fresh sets said."""
     line = f"{check['erased']:.1%} erased by the check"
+    if check.get("before_floor"):
+        return line + " (before --min_train_steps: going on)"
     confirm = check.get("confirm")
     if confirm:
         shares = ", ".join(f"{c:.1%}" for c in confirm)
@@ -204,6 +225,10 @@ def describe_stop(record) -> str:
         shares = ", ".join(f"{c:.1%}" for c in confirm)
         ok = record.get("reached")
         line += f" {'and confirmed' if ok else 'but not confirmed'} on {sets} ({shares})"
+    floor = (record.get("rule") or {}).get("min_steps") or 0
+    first = record.get("first_met_step")
+    if floor and first is not None and first < floor:
+        line += f"; first at the target at step {first}, trained on to the floor of {floor} steps"
     return line
 
 
@@ -271,11 +296,15 @@ def stop_target(value: str) -> float | str:
     return x / 100.0 if 1.0 < x <= 100.0 else x
 
 
-def resolve_rule(args, judge_available: bool, budget: int) -> StopRule | None:
+def resolve_rule(
+    args, judge_available: bool, budget: int, method_floor: int = 0
+) -> StopRule | None:
     """The run's stopping rule from its flags, and its step cap (``args.max_train_steps``).
 
     ``auto`` (the default) stops at 95 % wherever a judge is available and says so where none
     is; with stopping on and no ``--max_train_steps`` the cap is ``CAP_MULTIPLE`` × ``budget``.
+    The floor is ``--min_train_steps``, else ``method_floor`` (the method's own) held under
+    the cap: a cap the user gives wins over a method's default floor, not over a floor given.
     """
     target = stop_target(args.stop_at_erased)
     if target == "auto":
@@ -295,20 +324,28 @@ def resolve_rule(args, judge_available: bool, budget: int) -> StopRule | None:
             "--stop_at_erased needs a judge to tell when the concept is gone; pass --judge "
             "(a class judge folder, nudenet, or an image-classifier folder) or --stop_at_erased off"
         )
-    rule = StopRule(
+    if args.max_train_steps is None:
+        args.max_train_steps = CAP_MULTIPLE * budget
+    floor = getattr(args, "min_train_steps", None)
+    if floor is not None and floor > args.max_train_steps:
+        raise EraseError(
+            f"--min_train_steps {floor} is above the cap --max_train_steps "
+            f"{args.max_train_steps}; lower the floor or raise the cap"
+        )
+    floor = min(method_floor, args.max_train_steps) if floor is None else floor
+    return StopRule(
         target=float(target),
         eval_every=args.eval_every,
         samples=args.stop_samples,
         patience=args.stop_patience,
         confirm=args.stop_confirm,
+        min_steps=floor,
     )
-    if args.max_train_steps is None:
-        args.max_train_steps = CAP_MULTIPLE * budget
-    return rule
 
 
-def add_stopping_args(p, *, eval_every: int = 25, samples: int = 32) -> None:
-    """The stopping flags (one group, shared by the erasure jobs)."""
+def add_stopping_args(p, *, eval_every: int = 25, samples: int = 32, methods=None) -> None:
+    """The stopping flags (one group, shared by the erasure jobs); ``methods`` (the job's
+    registry) lets ``--help`` print each method's floor."""
     g = p.add_argument_group("stopping: erase until the judge says the concept is gone")
     g.add_argument(
         "--stop_at_erased",
@@ -333,6 +370,14 @@ def add_stopping_args(p, *, eval_every: int = 25, samples: int = 32) -> None:
         f"sample sets (seeds from {CONFIRM_SEED}, {CONFIRM_SEED + CONFIRM_STRIDE}, …), and the "
         "run stops only if each meets it too: the first check over the line is the lucky draw "
         "of its samples, and stopping there overstates the erasure (0: stop at that check)",
+    )
+    g.add_argument(
+        "--min_train_steps",
+        type=int,
+        default=None,
+        help="a floor: the rule stops no run before this step; checks before it are logged "
+        "(a resisting erasure keeps hardening after the concept is gone; default: the "
+        "method's: " + per_method(methods or {}, lambda s: s.min_train_steps) + ")",
     )
     g.add_argument(
         "--stop_patience",

@@ -61,6 +61,7 @@ for _name in (
     "warmup",
     "stop_patience",
     "stop_confirm",
+    "min_train_steps",
 ):
     NUMBER_RULES[_name] = (0, True, _INF, False)
 for _name in (

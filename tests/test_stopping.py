@@ -134,6 +134,55 @@ def test_patience_stops_a_run_that_no_longer_makes_progress():
     assert [m.check(s) for s in (5, 10, 15, 20)] == [None, None, None, "patience"]
 
 
+def floored(shares, floor, patience=0):
+    """A scripted monitor (no confirming sets) whose rule stops no run before ``floor``."""
+    it = iter(shares)
+    rule = StopRule(target=0.9, eval_every=5, patience=patience, confirm=0, min_steps=floor)
+    return StopMonitor(rule, lambda base_seed=CHECK_SEED: next(it))
+
+
+def test_no_check_before_the_floor_stops_the_run_and_the_record_says_so():
+    from erase.stopping import describe_check
+
+    m = floored([0.95, 1.0, 0.97], floor=12)
+    assert m.due(12, 100) and not m.due(11, 100)  # the floor is checked even off the grid
+    assert [m.check(s) for s in (5, 10, 12)] == [None, None, "target"]
+    rec = m.finish(12, "target", cap=100)
+    assert [c.get("before_floor", False) for c in rec["checks"]] == [True, True, False]
+    assert rec["first_met_step"] == 5 and rec["reached"] and rec["rule"]["min_steps"] == 12
+    line = describe_stop(rec)
+    assert "met at step 12" in line
+    assert "first at the target at step 5, trained on to the floor of 12 steps" in line
+    assert describe_check(rec["checks"][0]).endswith("(before --min_train_steps: going on)")
+
+
+def test_patience_counts_only_the_checks_from_the_floor_on():
+    # flat before the floor: without it the third check (step 15) would stop for patience
+    assert floored([0.5] * 3, floor=0, patience=2).check(5) is None
+    m = floored([0.5, 0.5, 0.5, 0.6, 0.6, 0.6], floor=15, patience=2)
+    assert [m.check(s) for s in (5, 10, 15, 20, 25, 30)] == [None] * 5 + ["patience"]
+
+
+def test_the_floor_is_the_methods_under_the_cap_unless_given():
+    from types import SimpleNamespace
+
+    from erase.stopping import resolve_rule
+
+    def args(**kw):
+        flags = dict(stop_at_erased="0.95", eval_every=25, stop_samples=32, stop_patience=0)
+        flags.update(stop_confirm=1, max_train_steps=None, min_train_steps=None)
+        return SimpleNamespace(**{**flags, **kw})
+
+    assert resolve_rule(args(), True, 100, method_floor=200).min_steps == 200  # cap 400
+    assert resolve_rule(args(max_train_steps=50), True, 100, method_floor=200).min_steps == 50
+    assert resolve_rule(args(min_train_steps=0), True, 100, method_floor=200).min_steps == 0
+    with pytest.raises(EraseError, match="--min_train_steps 60 is above the cap .* 50; lower"):
+        resolve_rule(args(min_train_steps=60, max_train_steps=50), True, 100)
+    assert resolve_rule(args(stop_at_erased="off"), True, 100, method_floor=200) is None
+    with pytest.raises(EraseError, match="--min_train_steps must be >= 0, got -1"):
+        StopRule(min_steps=-1)
+
+
 def test_cap_is_recorded_as_not_reached():
     m = scripted([0.1, 0.2])
     m.check(5)
@@ -255,6 +304,21 @@ def test_a_stopped_run_equals_a_fixed_run_of_its_steps_and_resumes_exactly(tmp_p
         for i, c in enumerate(rec["checks"])
     ]
     assert all(torch.equal(w_res[k], w_stop[k]) for k in w_stop)
+
+
+def test_a_run_met_before_its_floor_trains_on_to_the_floor(tmp_path):
+    # from step 3 on both check samples of 7 are erased (on the reference CPU: 0, 1 of 2, 2 of 2
+    # at steps 1-3); checks at 4 and 8 leave a margin, the floor is 9
+    stop = dict(stop_at_erased="0.01", eval_every=4, stop_samples=2, stop_confirm=0)
+    _, m = _erase(tmp_path / "floor", *sum(stop.items(), ()), "min_train_steps", 9)
+    rec = m["stopping"]
+    assert m["trained_steps"] == rec["step"] == 9 and rec["reason"] == "target", rec
+    assert [(c["step"], c.get("before_floor", False)) for c in rec["checks"]] == [
+        (4, True),
+        (8, True),
+        (9, False),
+    ]
+    assert rec["first_met_step"] == 4 and rec["rule"]["min_steps"] == 9
 
 
 @pytest.mark.slow

@@ -200,7 +200,9 @@ def resolve_inputs(args):
     from erase.stopping import resolve_rule
 
     digits = args.pretrained_model is None and args.train_data in (None, "digits")
-    rule = resolve_rule(args, args.judge is not None or digits, DEFAULTS["steps"])
+    rule = resolve_rule(
+        args, args.judge is not None or digits, DEFAULTS["steps"], method.min_train_steps
+    )
     out = prepare_output_dir(args.output_dir, args.overwrite, args.resume_from_checkpoint)
     if args.max_train_steps < 1 or args.train_batch_size < 1:
         raise EraseError("--max_train_steps and --train_batch_size must be >= 1")

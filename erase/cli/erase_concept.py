@@ -278,7 +278,7 @@ def resolve_inputs(args):
     if method.rule == "closed_form":
         args.stop_at_erased = "off"  # one edit, no steps to stop between
     judge = concept_judge(args, concept) if args.stop_at_erased != "off" else None
-    rule = resolve_rule(args, judge is not None, 100)
+    rule = resolve_rule(args, judge is not None, 100, method.min_train_steps)
     check_reference_args(args, concept)
     out = prepare_output_dir(args.output_dir, args.overwrite, args.resume_from_checkpoint)
     return concept, retain, method, (rule, judge), out
