@@ -258,6 +258,25 @@ def _pending_note(pending: dict | None) -> list[str]:
     ]
 
 
+def shown_path(path: Path) -> str:
+    """``path`` relative to the checkout where it lies inside it (reports name no machine)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path(__file__).resolve().parent.parent))
+    except ValueError:
+        return str(path)
+
+
+def _points_note(path) -> list[str]:
+    """Where the operating points came from when this comparison ran no sweep."""
+    if not path:
+        return []
+    return [
+        f"Operating points taken from `{shown_path(path)}`, the fixed-budget comparison's sweep "
+        "(shown below): this comparison ran no sweep of its own.",
+        "",
+    ]
+
+
 def write_tables(
     args,
     out: Path,
@@ -285,6 +304,7 @@ def write_tables(
         + RULE.format(100 * ERASED_TARGET)
         + ".",
         "",
+        *_points_note(getattr(args, "points_from", None)),
         *_pending_note(getattr(args, "pending", None)),
         "## Sweep on the tuning concepts (means over them)",
         "",

@@ -33,6 +33,15 @@ judged at θ as well as at θ' (``lur-theta``).
 ``--task all`` is the whole comparison, class then concept (7.3 h on 2 cores by the measured
 run times: class 4.6 h, concept 2.75 h; ``--lur_variants`` adds ≈ 3 h on the concept task and
 ≈ 11 h on the class task, timed from the variants' runs).
+
+``--equal_erasure 0.95 --reference`` is the equal-erasure comparison, sized for a night: it
+reruns the held-out concepts at the operating points the committed fixed-budget comparison
+chose (``--points_from``; no sweep), every run stopped at the target and measured against its
+concept's exact-unlearning reference (seed 0; seed 1 as well for the first held-out concept,
+the noise floor), on all six held-out digits and the concept task's first four held-out
+concepts (``--held_out`` for others). The dry run puts it at ≈ 8.6 h on 2 cores from a fresh
+cache (12 references, 2.2 h of it), counting each run at its fixed budget's steps; digit 8,
+which runs to the cap, can add up to an hour.
 """
 
 from __future__ import annotations
@@ -61,6 +70,7 @@ from _frontier_report import (  # noqa: E402
     heldout_steplog_table,
     heldout_summary,
     plot,
+    shown_path,
     sweep_curves,
     write_tables,
 )
@@ -140,16 +150,18 @@ SWEEP_EVAL = {
 }
 HELDOUT_EVAL = {"class": [], "concept": []}
 
-# Seconds per job on one thread of the loaded 2-core machine, from two short timing runs
-# (lur, 10 steps, 10 samples a class, OMP_NUM_THREADS=1: class 58 s in all, 1.03 s a step,
-# ~0.3 s an evaluated image before and after; concept 38 s, 0.34 s a step, ~0.1 s an image,
-# its latents cached after the first run of a concept). ``--dry_run`` scales them to each job;
-# finished jobs in the output folder replace them with their own measured times.
+# Seconds per job on one thread of the 2-core machine, fitted to the committed comparison's
+# measured held-out job times (benchmarks/frontier/*/heldout: class lur 249 s, joint 241, esd
+# 216, ga 129; concept lur 82, joint 75, ga 54; two short timing runs on a loaded machine had
+# put them 1.5-1.8x higher). ``--dry_run`` scales them to each job; finished jobs in the output
+# folder replace them with their own measured times.
 TIMING = {
-    "class": {"startup": 10.0, "step": 1.05, "eval_per_image": 0.3, "ua_per_image": 0.18},
-    "concept": {"startup": 12.0, "step": 0.45, "eval_per_image": 0.1, "ua_per_image": 0.1},
+    "class": {"startup": 10.0, "step": 0.68, "eval_per_image": 0.2, "ua_per_image": 0.12},
+    "concept": {"startup": 8.0, "step": 0.25, "eval_per_image": 0.055, "ua_per_image": 0.055},
 }
 DEFAULT_STEPS = {"class": 150, "concept": 100}
+# the concept task's held-out concepts at equal erasure: each needs a reference (~25 CPU-min)
+NIGHT_CONCEPTS = 4
 # one exact-unlearning reference on one core (benchmarks/resist: the digits DDPM without 6,
 # seeds 0 and 1: 1517 and 1527 s; the tiny world without "zero" or "thick": 1536 s each)
 REFERENCE_SECONDS = {"class": 1520.0, "concept": 1540.0}
@@ -224,8 +236,24 @@ def parse_args(argv=None, task: str | None = None):
         action="store_true",
         help="with --equal_erasure: each held-out run measured against the model retrained "
         "without its concept (class: the digits DDPM without the digit; concept: the tiny "
-        "world without the word's or style's images and prompts; seeds 0 and 1, ~25 CPU-min "
-        "each, trained first, --jobs at a time, and cached): the Avg. Gap column",
+        "world without the word's or style's images and prompts; seed 0, and seed 1 for the "
+        "first held-out concept: the noise floor; ~25 CPU-min each, trained first, --jobs at a "
+        "time, and cached): the Avg. Gap column",
+    )
+    p.add_argument(
+        "--points_from",
+        default=None,
+        help="take each method's operating point from this finished comparison's "
+        "TASK/frontier.json instead of sweeping (default with --equal_erasure: the committed "
+        "fixed-budget comparison, benchmarks/frontier; none: sweep again)",
+    )
+    p.add_argument(
+        "--held_out",
+        nargs="+",
+        default=None,
+        help="only these held-out concepts (default: every one; with --equal_erasure on the "
+        f"concept task the first {NIGHT_CONCEPTS}, two words and two styles, so that "
+        "the whole comparison fits a night)",
     )
     p.add_argument("--dry_run", action="store_true", help="list the jobs and estimate the time")
     p.add_argument(
@@ -251,7 +279,8 @@ def parse_args(argv=None, task: str | None = None):
             p.error(f"unknown --methods {sorted(unknown)}; choose from {', '.join(sorted(known))}")
         return args
     args.task = task or args.task
-    args.tuning, args.held_out = TUNING[args.task], HELD_OUT[args.task]
+    args.tuning, args.held_out = TUNING[args.task], _held_out(args, p)
+    args.points_from = _points_from(args)
     labels = dict(METHODS[args.task])
     if args.lur_variants:
         labels.update(LUR_VARIANTS)
@@ -277,6 +306,50 @@ def parse_args(argv=None, task: str | None = None):
     return args
 
 
+def _held_out(args, p) -> list[str]:
+    """``--held_out`` (those of this task), else every held-out concept; at equal erasure the
+    concept task's first ``NIGHT_CONCEPTS`` (its references cost ~25 CPU-minutes each)."""
+    every = HELD_OUT[args.task]
+    if args.held_out:
+        unknown = [c for c in args.held_out if c not in sum(HELD_OUT.values(), [])]
+        if unknown:
+            p.error(f"--held_out {unknown} are not held out; choose from {HELD_OUT}")
+        return [c for c in args.held_out if c in every]
+    if args.equal_erasure and args.task == "concept":
+        return every[:NIGHT_CONCEPTS]
+    return list(every)
+
+
+def _points_from(args) -> Path | None:
+    """The frontier.json whose operating points replace the sweep, or None (sweep)."""
+    src = args.points_from
+    if src is None and args.equal_erasure and not args.smoke:
+        src = str(BENCH / "frontier")
+    if src is None or src.lower() == "none":
+        return None
+    return Path(src) / args.task / "frontier.json"
+
+
+def points_from_file(path: Path, labels: dict) -> tuple[dict, dict]:
+    """(curves, points) read from a finished comparison: the sweep it ran and the operating
+    point it chose for each of ``labels``; a clear error for a missing file or method."""
+    if not path.is_file():
+        sys.exit(
+            f"--points_from: {path} does not exist; give a folder of a finished comparison "
+            "(python benchmarks/frontier.py --output_dir DIR) or none to sweep"
+        )
+    record = json.loads(path.read_text())
+    points = record.get("operating_points") or {}
+    missing = [label for label in labels if label not in points]
+    if missing:
+        sys.exit(
+            f"--points_from: {path} has no operating point for {missing}; run its sweep for "
+            "them, leave them out of --methods, or pass --points_from none"
+        )
+    curves = {k: v for k, v in (record.get("sweep") or {}).items() if k in labels}
+    return curves, {label: points[label] for label in labels}
+
+
 # -- jobs ---------------------------------------------------------------------------------------
 
 
@@ -291,7 +364,8 @@ def make_job(args, out: Path, phase: str, label: str, concept: str, value, seed:
     # when its judge sees P of the concept erased, capped at 4x the budget
     argv += ["--stop_at_erased", str(args.equal_erasure) if args.equal_erasure else "off"]
     if args.equal_erasure and phase == "heldout" and args.reference:
-        argv += ["--reference", "auto", "auto"]
+        # the second reference (seed 1, the noise floor) for the first held-out concept only
+        argv += ["--reference", "auto", *(["auto"] if concept == args.held_out[0] else [])]
     if args.task == "concept":
         argv += ["--cache_dir", str(out / "cache")]
     argv += [*args.extra, *(args.sweep_eval if phase == "sweep" else args.heldout_eval)]
@@ -336,14 +410,15 @@ def heldout_jobs(args, out: Path, points: dict) -> list[dict]:
 
 def reference_specs(args) -> list[dict]:
     """The exact-unlearning references the held-out runs of ``--equal_erasure --reference``
-    measure against (seeds 0 and 1 of every held-out concept), with whether each is cached."""
+    measure against (seed 0 of every held-out concept, seed 1 of the first), with whether each
+    is cached."""
     if not (args.equal_erasure and args.reference) or args.smoke:
         return []
     from erase.reference import _trained, concept_reference_path, digits_reference_path
 
     specs = []
     for concept in args.held_out:
-        for seed in (0, 1):
+        for seed in (0, 1) if concept == args.held_out[0] else (0,):
             path = (
                 digits_reference_path([int(concept)], seed)
                 if args.task == "class"
@@ -714,13 +789,18 @@ def estimate_job(job: dict, measured: dict) -> float:
     classes = 10 if job["task"] == "class" else 15  # judged classes per evaluation
     train = t["step"] * STEP_FACTOR.get(label, 1.0) * _steps(job)
     evaluation = t["eval_per_image"] * samples * classes
+    argv = job["argv"]
+    if argv[argv.index("--stop_at_erased") + 1] != "off":  # 32 samples every 25 steps, and
+        evaluation += (_steps(job) / 25 + 1) * 32 * t["eval_per_image"]  # one confirming set
+    if "--reference" in argv:  # the gap probe: 20 relearning steps, 4 points of 50 samples
+        evaluation += 20 * t["step"] + 4 * 50 * t["eval_per_image"]
     return t["startup"] + train + evaluation + t["ua_per_image"] * job["ua_samples"]
 
 
 def dry_run(args, out: Path) -> tuple[float, float]:
     """Lists the jobs and prints the time estimate; returns the seconds of work in all and
     left (one thread)."""
-    sweep = sweep_jobs(args, out)
+    sweep = [] if args.points_from else sweep_jobs(args, out)
     # a method whose sweep has finished gets its chosen knob value; the others are listed at
     # their grid's middle until their sweep is done
     points = {
@@ -733,6 +813,9 @@ def dry_run(args, out: Path) -> tuple[float, float]:
         chosen = choose(curves.get(lab, []))
         if chosen is not None:
             points[lab] = chosen
+    if args.points_from:
+        print(f"operating points from {shown_path(args.points_from)}: no sweep")
+        points = points_from_file(args.points_from, args.labels)[1]
     held = heldout_jobs(args, out, points)
     measured = {}
     for j in sweep + held:
@@ -802,13 +885,17 @@ def main(argv=None):
 def _sweep_then_held_out(args, out: Path, pool) -> tuple:
     """The sweep and held-out jobs of ``args.labels``: run on ``pool``, or with ``pool`` None
     only read back from disk. Leaves ``args.labels`` at the methods with an operating point."""
-    sweep_list = sweep_jobs(args, out)
-    sweep = run_all(sweep_list, pool)
-    # a method with no sweep run on disk yet (another --methods run's report) is left out
-    # of the report; one whose every sweep run failed is named
-    started = {r["job"]["label"] for r in sweep}
-    curves = sweep_curves(sweep, [label for label in args.labels if label in started])
-    points = {label: choose(pts) for label, pts in curves.items()}
+    if args.points_from:
+        sweep_list, sweep = [], []
+        curves, points = points_from_file(args.points_from, args.labels)
+    else:
+        sweep_list = sweep_jobs(args, out)
+        sweep = run_all(sweep_list, pool)
+        # a method with no sweep run on disk yet (another --methods run's report) is left out
+        # of the report; one whose every sweep run failed is named
+        started = {r["job"]["label"] for r in sweep}
+        curves = sweep_curves(sweep, [label for label in args.labels if label in started])
+        points = {label: choose(pts) for label, pts in curves.items()}
     for label in (label for label, pt in points.items() if pt is None):
         print(f"{label}: every sweep run failed; no held-out runs", flush=True)
     args.labels = {k: v for k, v in args.labels.items() if points.get(k) is not None}

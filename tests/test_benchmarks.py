@@ -307,8 +307,9 @@ def test_frontier_held_out_runs_go_seed_by_seed(monkeypatch, tmp_path):
 def test_frontier_equal_erasure_trains_each_reference_once_before_the_held_out_runs(
     monkeypatch, tmp_path, capsys
 ):
-    """With --equal_erasure --reference every held-out run measures against seeds 0 and 1 of
-    its concept's reference. Two runs of one concept side by side would each train it, so the
+    """With --equal_erasure --reference every held-out run measures against seed 0 of its
+    concept's reference, and the first held-out concept's also against seed 1 (the noise floor:
+    references cost ~25 CPU-minutes each). Two runs of one concept side by side would each train it, so the
     missing references go to the workers first, once each; cached ones are not retrained, and
     the dry run counts their hours."""
     from erase.reference import digits_reference_path
@@ -319,7 +320,9 @@ def test_frontier_equal_erasure_trains_each_reference_once_before_the_held_out_r
     args = fr.parse_args([*flags, "--reference"])
     specs = fr.reference_specs(args)
     digits = ("0", "3", "5", "6", "8", "9")
-    assert [(s["concept"], s["seed"]) for s in specs] == [(d, s) for d in digits for s in (0, 1)]
+    assert [(s["concept"], s["seed"]) for s in specs] == [("0", 0), ("0", 1)] + [
+        (d, 0) for d in digits[1:]
+    ]
     assert not any(s["cached"] for s in specs)
     cached = digits_reference_path([0], 0)
     (cached / "unet").mkdir(parents=True)
@@ -333,14 +336,14 @@ def test_frontier_equal_erasure_trains_each_reference_once_before_the_held_out_r
 
     pool = Recording()
     fr.train_references(args, pool)
-    assert pool.fn is fr.train_reference and len(pool.jobs) == 11
+    assert pool.fn is fr.train_reference and len(pool.jobs) == 6
     assert ("0", 0) not in {(j["concept"], j["seed"]) for j in pool.jobs}
     jobs = fr.heldout_jobs(args, tmp_path, {"lur": {"value": 0.5}, "joint": {"value": 1.0}})
-    assert all(
-        j["argv"][j["argv"].index("--reference") + 1 :][:2] == ["auto", "auto"] for j in jobs
-    )
+    for j in jobs:  # the noise floor's second reference for digit 0 only
+        first, second = j["argv"][j["argv"].index("--reference") + 1 :][:2]
+        assert first == "auto" and (second == "auto") == (j["concept"] == "0")
     fr.dry_run(args, tmp_path / "out" / "class")
-    assert "references: 12 (11 to train, ~1520 s each)" in capsys.readouterr().out
+    assert "references: 7 (6 to train, ~1520 s each)" in capsys.readouterr().out
     # the fixed-budget frontier, or equal erasure without --reference, trains none
     assert fr.reference_specs(fr.parse_args(flags)) == []
     assert fr.reference_specs(fr.parse_args(["--task", "class", "--reference"])) == []
@@ -413,6 +416,44 @@ def test_frontier_steplog_summary(monkeypatch, tmp_path):
     table = fr.heldout_steplog_table([{"job": job, "steplog": g}], ["lur", "joint"])
     assert table[2].startswith("| lur | 1 | 0.1200 | 0.1500 |") and len(table) == 3
     assert fr.steplog_summary(tmp_path / "missing") is None
+
+
+def test_frontier_equal_erasure_takes_the_fixed_budget_operating_points(
+    monkeypatch, tmp_path, capsys
+):
+    """At equal erasure the comparison reruns the held-out concepts at the operating points
+    the committed fixed-budget comparison chose (no sweep), and the concept task holds out its
+    first four concepts, so that the whole comparison fits a night; both can be asked for."""
+    import json
+
+    fr = _frontier_module(monkeypatch)
+    flags = ["--task", "class", "--methods", "lur", "joint", "--equal_erasure", "0.95"]
+    args = fr.parse_args([*flags, "--output_dir", str(tmp_path)])
+    committed = json.loads((BENCH / "frontier" / "class" / "frontier.json").read_text())
+    chosen = committed["operating_points"]
+    jobs = fr.heldout_jobs(args, tmp_path, fr.points_from_file(args.points_from, args.labels)[1])
+    for label in ("lur", "joint"):
+        value = fr._fmt_value(chosen[label]["value"])
+        assert {Path(j["run_dir"]).name for j in jobs if j["label"] == label} >= {
+            f"0-{label}-lambda{value}-seed0"
+        }
+    fr.dry_run(args, tmp_path / "class")
+    out = capsys.readouterr().out
+    assert "## sweep: 0 jobs" in out and "no sweep" in out
+    assert fr.parse_args([*flags, "--points_from", "none"]).points_from is None
+    concept = fr.parse_args(["--task", "concept", "--equal_erasure", "0.95"])
+    assert concept.held_out == fr.HELD_OUT["concept"][: fr.NIGHT_CONCEPTS]
+    assert fr.parse_args(["--task", "concept"]).held_out == fr.HELD_OUT["concept"]
+    assert fr.parse_args(["--task", "concept", "--held_out", "nine", "zero"]).held_out == [
+        "nine",
+        "zero",
+    ]
+    with pytest.raises(SystemExit):
+        fr.parse_args(["--task", "concept", "--held_out", "purple"])
+    with pytest.raises(SystemExit, match="has no operating point for"):
+        fr.points_from_file(BENCH / "frontier" / "class" / "frontier.json", {"uce": None})
+    with pytest.raises(SystemExit, match="does not exist"):
+        fr.points_from_file(tmp_path / "nowhere" / "frontier.json", {"lur": None})
 
 
 def test_frontier_dry_run_lists_held_out_runs_at_the_chosen_knob_value(
