@@ -454,6 +454,11 @@ def test_frontier_equal_erasure_takes_the_fixed_budget_operating_points(
         fr.points_from_file(BENCH / "frontier" / "class" / "frontier.json", {"uce": None})
     with pytest.raises(SystemExit, match="does not exist"):
         fr.points_from_file(tmp_path / "nowhere" / "frontier.json", {"lur": None})
+    # the report says where the operating points came from, by a path inside the checkout
+    given = ["--points_from", BENCH / "frontier", "--report_only"]  # (smoke runs sweep)
+    _bench("frontier", *flags, *given, "--output_dir", tmp_path / "report")
+    md = (tmp_path / "report" / "class" / "frontier.md").read_text()
+    assert "Operating points taken from `benchmarks/frontier/class/frontier.json`" in md
 
 
 def test_frontier_dry_run_lists_held_out_runs_at_the_chosen_knob_value(
