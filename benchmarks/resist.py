@@ -156,6 +156,17 @@ def attack(model: str, out: Path, kind: str, name: str, attack_name: str, args) 
     return attack_once(model, out, [*flags, *args.attack_flags.split()])
 
 
+def stop_reason(stopping) -> str:
+    """Why the run ended, for the steps column: "target", "cap", "patience", "fixed budget",
+    or "target at 25, floor" for a run the floor (--min_train_steps) kept training."""
+    if not isinstance(stopping, dict):
+        return "fixed budget"
+    first, floor = stopping.get("first_met_step"), (stopping.get("rule") or {}).get("min_steps")
+    if floor and first is not None and first < stopping.get("step", 0):
+        return f"{stopping.get('reason')} at {first}, floor"
+    return stopping.get("reason")
+
+
 def probe_attack(measures: dict | None, steps, relearning) -> dict | None:
     """The relearn attack's figures read from a gap probe's measures (the run's or its
     reference's in ``metrics.json``): the same attack — 32 images, AdamW 1e-4, 50 judged
@@ -240,7 +251,7 @@ def row(target: str, method: str, metrics: dict, attacks: dict, ref_attacks: dic
         "kept": kept,
         "kept_before": kept_before,
         "trained_steps": metrics.get("trained_steps"),
-        "stop_reason": stopping.get("reason") if isinstance(stopping, dict) else "fixed budget",
+        "stop_reason": stop_reason(stopping),
         "erase_seconds": metrics.get("erasure_seconds"),
         "avg_gap": gap.get("avg_gap"),
         "avg_shortfall": gap.get("avg_shortfall"),

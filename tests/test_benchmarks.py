@@ -694,6 +694,13 @@ def test_resist_passes_both_references_and_prints_the_noise_floor(monkeypatch):
     assert [r["erase_x_lur"] for r in rows] == [1.0, 2.6, None]
     text = resist.table(rows)
     assert "| 260 (2.60) |" in text and "| 50 |" in text
+    # the steps column says when a floor (--min_train_steps) kept a run training past its target
+    stop = {"reason": "target", "step": 200, "first_met_step": 25, "rule": {"min_steps": 200}}
+    assert resist.row("6", "lur-resist", {**metrics, "stopping": stop}, {}, {})["stop_reason"] == (
+        "target at 25, floor"
+    )
+    assert resist.stop_reason({**stop, "first_met_step": 200}) == "target"
+    assert resist.stop_reason("off: a fixed budget") == "fixed budget"
 
 
 def test_resist_reads_the_relearn_curves_from_the_gap_probe_and_runs_the_other_attacks(
