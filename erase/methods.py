@@ -173,14 +173,15 @@ CONCEPT_METHODS = {
         resist_steps=6,
         resist_every=2,
         resist_weight=2.0,
-        # trained at least 200 steps, erased or not: stopped at its first check (step 25) on the
-        # tuning style "outlined" it came back in 100 % of the samples after 5 relearning steps,
-        # at 200 steps in 4 % (never saw the style: 34 %); "five" 8/24/66 % after 5/10/20 steps
-        # against 14/34/66 % (benchmarks/RESULTS.md)
-        min_train_steps=200,
+        # trained at least 400 steps (the cap), erased or not: the smallest floor tried (none,
+        # 100, 200, 400) whose runs on both tuning concepts come back no faster than a model that
+        # never saw them after 5, 10 and 20 relearning steps, kept within 2 points of lur's.
+        # "outlined", stopped at its first check (step 25): back 100/100/100 %; 200 steps:
+        # 4/52/98; 400: 0/14/80 (never saw it: 34/82/90). "five" at 400: 8/20/58 (14/34/66).
+        min_train_steps=400,
         summary="lur + forget loss after K simulated AdamW relearning steps (Meta-Unlearning "
         "style, erase.resist_step), on every 2nd step; 3 + (K + 1) / 2 forward/backward "
-        "passes a step",
+        "passes a step; trains at least 400 steps (--min_train_steps)",
     ),
     "lur-adv": MethodSpec(
         "lur-adv",

@@ -48,4 +48,8 @@ def test_method_dependent_defaults_are_listed_per_method():
     assert "the step budget (default: 150)" in lines and "(default then: 4 × 150 = 600)" in lines
     lines = " ".join(erase_concept.build_parser().format_help().split())
     assert "3.0 for lur" in lines and "the step budget (default: 100)" in lines
+    # the floor under the stopping rule: only lur-resist trains past its target by default
+    floor = lines[lines.index("a floor: the rule stops no run") :]
+    floor = floor[: floor.index(")")].replace("- ", "-")  # (argparse wraps at hyphens)
+    assert floor.endswith("ca-noise; 400 for lur-resist")
     assert "xattn for ca" in lines
