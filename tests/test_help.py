@@ -44,6 +44,8 @@ def test_method_dependent_defaults_are_listed_per_method():
     assert "λ (default: the method's: 0.5 for lur, lur-relearn;" in lines
     assert "2.0 for lur-resist; 1.0 for joint, salun, pcgrad; 0.0 for ga, esd)" in lines
     assert "(default: the method's: 6 for lur-resist)" in lines
+    floor = lines[lines.index("a floor: the rule stops no run") :]
+    assert floor[: floor.index(")")].replace("- ", "-").endswith("pcgrad, esd; 300 for lur-resist")
     # the class budget, and the cap when the stopping rule is on
     assert "the step budget (default: 150)" in lines and "(default then: 4 × 150 = 600)" in lines
     lines = " ".join(erase_concept.build_parser().format_help().split())
