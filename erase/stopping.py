@@ -318,6 +318,11 @@ def resolve_rule(
     if target == "off" or target == 0.0:
         if args.max_train_steps is None:
             args.max_train_steps = budget
+        if getattr(args, "min_train_steps", None):
+            print(
+                f"--min_train_steps {args.min_train_steps} has no effect with the stopping rule "
+                f"off: training the fixed {args.max_train_steps} steps (--max_train_steps)"
+            )
         return None
     if not judge_available:
         raise EraseError(

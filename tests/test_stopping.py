@@ -163,7 +163,7 @@ def test_patience_counts_only_the_checks_from_the_floor_on():
     assert [m.check(s) for s in (5, 10, 15, 20, 25, 30)] == [None] * 5 + ["patience"]
 
 
-def test_the_floor_is_the_methods_under_the_cap_unless_given():
+def test_the_floor_is_the_methods_under_the_cap_unless_given(capsys):
     from types import SimpleNamespace
 
     from erase.stopping import resolve_rule
@@ -179,6 +179,11 @@ def test_the_floor_is_the_methods_under_the_cap_unless_given():
     with pytest.raises(EraseError, match="--min_train_steps 60 is above the cap .* 50; lower"):
         resolve_rule(args(min_train_steps=60, max_train_steps=50), True, 100)
     assert resolve_rule(args(stop_at_erased="off"), True, 100, method_floor=200) is None
+    off = args(stop_at_erased="off", min_train_steps=50)
+    assert resolve_rule(off, True, 100) is None and off.max_train_steps == 100
+    assert (
+        "--min_train_steps 50 has no effect with the stopping rule off" in capsys.readouterr().out
+    )
     with pytest.raises(EraseError, match="--min_train_steps must be >= 0, got -1"):
         StopRule(min_steps=-1)
 
