@@ -797,12 +797,12 @@ def estimate_job(job: dict, measured: dict) -> float:
     return t["startup"] + train + evaluation + t["ua_per_image"] * job["ua_samples"]
 
 
-def dry_run(args, out: Path) -> tuple[float, float]:
-    """Lists the jobs and prints the time estimate; returns the seconds of work in all and
-    left (one thread)."""
-    sweep = [] if args.points_from else sweep_jobs(args, out)
-    # a method whose sweep has finished gets its chosen knob value; the others are listed at
-    # their grid's middle until their sweep is done
+def listed_points(args, sweep: list[dict]) -> dict:
+    """Each method's knob value for the dry run's listing: from ``--points_from``; else the
+    rule's choice once the method's sweep has finished, its grid's middle until then."""
+    if args.points_from:
+        print(f"operating points from {shown_path(args.points_from)}: no sweep")
+        return points_from_file(args.points_from, args.labels)[1]
     points = {
         lab: {"value": args.grids[k][len(args.grids[k]) // 2]}
         for lab, (_, _, k) in args.labels.items()
@@ -813,10 +813,14 @@ def dry_run(args, out: Path) -> tuple[float, float]:
         chosen = choose(curves.get(lab, []))
         if chosen is not None:
             points[lab] = chosen
-    if args.points_from:
-        print(f"operating points from {shown_path(args.points_from)}: no sweep")
-        points = points_from_file(args.points_from, args.labels)[1]
-    held = heldout_jobs(args, out, points)
+    return points
+
+
+def dry_run(args, out: Path) -> tuple[float, float]:
+    """Lists the jobs and prints the time estimate; returns the seconds of work in all and
+    left (one thread)."""
+    sweep = [] if args.points_from else sweep_jobs(args, out)
+    held = heldout_jobs(args, out, listed_points(args, sweep))
     measured = {}
     for j in sweep + held:
         f = Path(j["run_dir"]) / "result.json"

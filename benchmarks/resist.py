@@ -159,12 +159,14 @@ def attack(model: str, out: Path, kind: str, name: str, attack_name: str, args) 
 def stop_reason(stopping) -> str:
     """Why the run ended, for the steps column: "target", "cap", "patience", "fixed budget",
     or "target at 25, floor" for a run the floor (--min_train_steps) kept training."""
+    from erase.stopping import met_before_floor
+
     if not isinstance(stopping, dict):
         return "fixed budget"
-    first, floor = stopping.get("first_met_step"), (stopping.get("rule") or {}).get("min_steps")
-    if floor and first is not None and first < stopping.get("step", 0):
-        return f"{stopping.get('reason')} at {first}, floor"
-    return stopping.get("reason")
+    first = met_before_floor(stopping)
+    return (
+        stopping.get("reason") if first is None else f"{stopping.get('reason')} at {first}, floor"
+    )
 
 
 def probe_attack(measures: dict | None, steps, relearning) -> dict | None:

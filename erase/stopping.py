@@ -123,12 +123,10 @@ class StopMonitor:
         (share,) = self._judge(accelerator, [CHECK_SEED])
         met = share >= self.rule.target
         record = {"step": step, "erased": share}
-        if step < self.rule.min_steps:  # recorded, never stops: no confirming sets needed
-            record.update(confirmed=False, before_floor=True)
-            record["seconds"] = round(time.perf_counter() - t0, 3)
-            self.checks.append(record)
-            return None
-        if met and self.rule.confirm:
+        early = step < self.rule.min_steps
+        if early:  # recorded, never stops: no confirming sets needed
+            record["before_floor"], met = True, False
+        elif met and self.rule.confirm:
             record["confirm"] = self._judge(
                 accelerator, [confirm_seed(j) for j in range(self.rule.confirm)]
             )
@@ -138,6 +136,8 @@ class StopMonitor:
         self.checks.append(record)
         if met:
             return "target"
+        if early:
+            return None
         k = self.rule.patience
         counted = [c for c in self.checks if not c.get("before_floor")]
         if k and len(counted) > k:
@@ -225,11 +225,21 @@ def describe_stop(record) -> str:
         shares = ", ".join(f"{c:.1%}" for c in confirm)
         ok = record.get("reached")
         line += f" {'and confirmed' if ok else 'but not confirmed'} on {sets} ({shares})"
-    floor = (record.get("rule") or {}).get("min_steps") or 0
-    first = record.get("first_met_step")
-    if floor and first is not None and first < floor:
+    first = met_before_floor(record)
+    if first is not None:
+        floor = record["rule"]["min_steps"]
         line += f"; first at the target at step {first}, trained on to the floor of {floor} steps"
     return line
+
+
+def met_before_floor(record) -> int | None:
+    """The step a run's check first met the target, where that was before its floor
+    (``--min_train_steps``) and the floor kept it training; else None."""
+    if not isinstance(record, dict):
+        return None
+    floor = (record.get("rule") or {}).get("min_steps") or 0
+    first = record.get("first_met_step")
+    return first if first is not None and first < floor else None
 
 
 def class_erased_share(

@@ -700,6 +700,8 @@ def test_resist_passes_both_references_and_prints_the_noise_floor(monkeypatch):
         "target at 25, floor"
     )
     assert resist.stop_reason({**stop, "first_met_step": 200}) == "target"
+    # met first at the floor, stopped later by a failed confirmation: not the floor's doing
+    assert resist.stop_reason({**stop, "step": 325, "first_met_step": 200}) == "target"
     assert resist.stop_reason("off: a fixed budget") == "fixed budget"
 
 
