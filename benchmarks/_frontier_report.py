@@ -248,12 +248,17 @@ def _f(x):
 
 
 def _pending_note(pending: dict | None) -> list[str]:
-    if not pending or not (pending["sweep"] or pending["held_out"]):
+    if not pending or not (pending["sweep"] or pending["held_out"] or pending.get("forms")):
         return []
+    forms = (
+        f"{pending['forms']} of {pending['forms_total']} runs of `lur`'s forms, "
+        if pending.get("forms")
+        else ""
+    )
     return [
-        f"**Partial comparison**: {pending['sweep']} of {pending['sweep_total']} sweep runs and "
-        f"{pending['held_out']} of {pending['held_out_total']} held-out runs are not done yet "
-        "(held-out runs go seed by seed). The same command resumes them.",
+        f"**Partial comparison**: {pending['sweep']} of {pending['sweep_total']} sweep runs, "
+        f"{forms}and {pending['held_out']} of {pending['held_out_total']} held-out runs are not "
+        "done yet (held-out runs go seed by seed). The same command resumes them.",
         "",
     ]
 

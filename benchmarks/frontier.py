@@ -39,9 +39,12 @@ reruns the held-out concepts at the operating points the committed fixed-budget 
 chose (``--points_from``; no sweep), every run stopped at the target and measured against its
 concept's exact-unlearning reference (seed 0; seed 1 as well for the first held-out concept,
 the noise floor), on all six held-out digits and the concept task's first four held-out
-concepts (``--held_out`` for others). The dry run puts it at ≈ 8.6 h on 2 cores from a fresh
-cache (12 references, 2.2 h of it), counting each run at its fixed budget's steps; digit 8,
-which runs to the cap, can add up to an hour.
+concepts (``--held_out`` for others). Before the held-out runs it chooses ``lur``'s default
+form (``--choose_lur_form``, ``_lur_form.FORM_RULE``): plain ``lur`` and its six variants on the
+tuning concepts, seed 0, stopped at the target; the chosen form joins the held-out methods when
+it is a variant. The dry run puts it at ≈ 9.4 h on 2 cores from a fresh cache (12 references,
+2.2 h of it; the forms 0.8 h), counting each run at its fixed budget's steps; digit 8, which
+runs to the cap, can add up to an hour.
 """
 
 from __future__ import annotations
@@ -75,6 +78,7 @@ from _frontier_report import (  # noqa: E402
     write_tables,
 )
 from _head_to_head import head_to_head  # noqa: E402
+from _lur_form import FORM_RULE, choose_form, form_section, summarise  # noqa: E402
 from _scripts import CLASS_SMOKE, CONCEPT_SMOKE, SMOKE_HELP  # noqa: E402
 
 TASKS = ("class", "concept")
@@ -128,6 +132,8 @@ LUR_VARIANTS = {
     # (J = L_f(θ) + λ L_r(θ') + 1·L_r(θ); λ₀ fixed at 1 while λ is swept)
     "lur-theta": ("lur", ["--retain_weight_at_theta", "1"], "lambda"),
 }
+# the forms --choose_lur_form compares: plain lur and each variant
+LUR_FORMS = {"lur": _SHARED["lur"], **LUR_VARIANTS}
 GRIDS = {
     "class": {
         "lambda": LAMBDA["class"],
@@ -248,6 +254,15 @@ def parse_args(argv=None, task: str | None = None):
         "fixed-budget comparison, benchmarks/frontier; none: sweep again)",
     )
     p.add_argument(
+        "--choose_lur_form",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="with --equal_erasure (on by default there): first run lur and its six variants "
+        "on the tuning concepts, seed 0, each at its operating point from --points_from and "
+        "stopped at the target; the rule in the report picks lur's default form, and the "
+        "held-out runs add it when it is not plain lur",
+    )
+    p.add_argument(
         "--held_out",
         nargs="+",
         default=None,
@@ -291,6 +306,7 @@ def parse_args(argv=None, task: str | None = None):
             p.error(f"unknown --methods {sorted(unknown)}; choose from {', '.join(labels)}")
         labels = {k: v for k, v in labels.items() if k in args.methods}
     args.labels = labels
+    args.choose_lur_form = _choose_lur_form(args, p)
     args.grids = dict(GRIDS[args.task])
     args.sweep_eval, args.heldout_eval = SWEEP_EVAL[args.task], HELDOUT_EVAL[args.task]
     if args.smoke:
@@ -318,6 +334,20 @@ def _held_out(args, p) -> list[str]:
     if args.equal_erasure and args.task == "concept":
         return every[:NIGHT_CONCEPTS]
     return list(every)
+
+
+def _choose_lur_form(args, p) -> bool:
+    """Whether this run chooses lur's default form: asked for, or by default at equal erasure
+    when lur is among the methods; its forms' operating points come from ``--points_from``."""
+    wanted = args.choose_lur_form
+    if wanted is None:
+        return bool(args.equal_erasure and args.points_from and "lur" in args.labels)
+    if wanted and not (args.equal_erasure and args.points_from):
+        p.error(
+            "--choose_lur_form compares lur's forms at equal erasure, at the operating points "
+            "of a finished comparison: give --equal_erasure P and leave --points_from on"
+        )
+    return wanted
 
 
 def _points_from(args) -> Path | None:
@@ -354,7 +384,7 @@ def points_from_file(path: Path, labels: dict) -> tuple[dict, dict]:
 
 
 def make_job(args, out: Path, phase: str, label: str, concept: str, value, seed: int) -> dict:
-    method, flags, knob = args.labels[label]
+    method, flags, knob = args.labels.get(label) or LUR_FORMS[label]
     tag = f"{concept}-{label}-{knob}{_fmt_value(value)}-seed{seed}"
     run_dir = out / phase / tag
     target = ["--forget_class", concept] if args.task == "class" else ["--concept", concept]
@@ -368,7 +398,7 @@ def make_job(args, out: Path, phase: str, label: str, concept: str, value, seed:
         argv += ["--reference", "auto", *(["auto"] if concept == args.held_out[0] else [])]
     if args.task == "concept":
         argv += ["--cache_dir", str(out / "cache")]
-    argv += [*args.extra, *(args.sweep_eval if phase == "sweep" else args.heldout_eval)]
+    argv += [*args.extra, *(args.heldout_eval if phase == "heldout" else args.sweep_eval)]
     argv += [KNOBS[knob], _fmt_value(value)]
     return {
         "task": args.task,
@@ -392,6 +422,31 @@ def sweep_jobs(args, out: Path) -> list[dict]:
         for value in args.grids[knob]:
             for concept in args.tuning:
                 jobs.append(make_job(args, out, "sweep", label, concept, value, 0))
+    return jobs
+
+
+def form_jobs(args, out: Path) -> list[dict]:
+    """lur and its variants on the tuning concepts at equal erasure (seed 0, the sweep's fewer
+    evaluation samples), each at the operating point ``--points_from`` gives it."""
+    if not args.choose_lur_form:
+        return []
+    points = points_from_file(args.points_from, LUR_FORMS)[1]
+    return [
+        make_job(args, out, "forms", form, concept, points[form]["value"], 0)
+        for concept in args.tuning
+        for form in LUR_FORMS
+    ]
+
+
+def run_forms(args, out: Path, pool, points: dict) -> list[dict]:
+    """The forms' runs, the rule's choice (kept on ``args``), and the chosen form added to the
+    held-out methods when it is a variant; returns the jobs."""
+    jobs = form_jobs(args, out)
+    args.form_rows = summarise(run_all(jobs, pool), list(LUR_FORMS), args.tuning) if jobs else {}
+    args.form = choose_form(args.form_rows)
+    if args.form and args.form not in args.labels:
+        args.labels[args.form] = LUR_FORMS[args.form]
+        points[args.form] = points_from_file(args.points_from, {args.form: None})[1][args.form]
     return jobs
 
 
@@ -785,7 +840,7 @@ def estimate_job(job: dict, measured: dict) -> float:
         return statistics.mean(measured[key])
     t = TIMING[job["task"]]
     label = job["label"]
-    samples = 20 if job["phase"] == "sweep" else DEFAULT_EVAL[job["task"]]
+    samples = DEFAULT_EVAL[job["task"]] if job["phase"] == "heldout" else 20
     classes = 10 if job["task"] == "class" else 15  # judged classes per evaluation
     train = t["step"] * STEP_FACTOR.get(label, 1.0) * _steps(job)
     evaluation = t["eval_per_image"] * samples * classes
@@ -820,25 +875,31 @@ def dry_run(args, out: Path) -> tuple[float, float]:
     """Lists the jobs and prints the time estimate; returns the seconds of work in all and
     left (one thread)."""
     sweep = [] if args.points_from else sweep_jobs(args, out)
+    forms = form_jobs(args, out)
     held = heldout_jobs(args, out, listed_points(args, sweep))
     measured = {}
-    for j in sweep + held:
+    for j in sweep + forms + held:
         f = Path(j["run_dir"]) / "result.json"
         if f.is_file():
             measured.setdefault((j["phase"], j["label"]), []).append(
                 json.loads(f.read_text())["job_seconds"]
             )
     total = 0.0
-    for phase, jobs in (("sweep", sweep), ("held-out (knob value chosen after the sweep)", held)):
+    phases = (
+        ("sweep", sweep),
+        ("lur's forms on the tuning concepts (the default form is chosen from them)", forms),
+        ("held-out (knob value chosen after the sweep)", held),
+    )
+    for phase, jobs in phases:
         print(f"## {phase}: {len(jobs)} jobs")
         for j in jobs:
             s = estimate_job(j, measured)
             total += s
             state = "done" if _done(j) else f"~{s:.0f} s"
             print(f"  {Path(j['run_dir']).name}  [{state}]  {' '.join(j['argv'])}")
-    todo = [j for j in sweep + held if not _done(j)]
+    todo = [j for j in sweep + forms + held if not _done(j)]
     left = sum(estimate_job(j, measured) for j in todo)
-    n = len(sweep) + len(held)
+    n = len(sweep) + len(forms) + len(held)
     print(
         f"\n{n} jobs ({len(todo)} to run): ~{total:.0f} s of one-thread work in all, "
         f"{left:.0f} s left; at {args.jobs} at a time ≈ {left / args.jobs / 3600:.1f} h wall "
@@ -903,6 +964,7 @@ def _sweep_then_held_out(args, out: Path, pool) -> tuple:
     for label in (label for label, pt in points.items() if pt is None):
         print(f"{label}: every sweep run failed; no held-out runs", flush=True)
     args.labels = {k: v for k, v in args.labels.items() if points.get(k) is not None}
+    args.form_list = run_forms(args, out, pool, points)
     held_list = heldout_jobs(args, out, points)
     if any(not _done(j) for j in held_list):
         train_references(args, pool)
@@ -943,6 +1005,8 @@ def run_task(args) -> bool:
     args.pending = {
         "sweep": sum(not _done(j) for j in sweep_list),
         "sweep_total": len(sweep_list),
+        "forms": sum(not _done(j) for j in args.form_list),
+        "forms_total": len(args.form_list),
         "held_out": sum(not _done(j) for j in held_list),
         "held_out_total": len(held_list),
     }
@@ -956,6 +1020,9 @@ def run_task(args) -> bool:
         h2h,
         heldout_steplog_table(held_results, labels),
     )
+    forms_flags = {form: flags for form, (_, flags, _) in LUR_FORMS.items()}
+    section = form_section(args.form_rows, args.form, forms_flags, args.tuning)
+    md += "\n".join(section) + "\n" if section else ""
     atomic_write_text(out / "frontier.md", md)
     atomic_write_json(
         out / "frontier.json",
@@ -973,6 +1040,9 @@ def run_task(args) -> bool:
             "operating_points": {k: points[k] for k in labels},
             "held_out_results": held,
             "head_to_head": h2h,
+            "lur_form": {"rule": FORM_RULE, "forms": args.form_rows, "chosen": args.form}
+            if args.form_rows
+            else None,
             "runs": [r for r in sweep + held_results if "error" not in r],
             "failed": [{"run": r["job"]["run_dir"], "error": r["error"]} for r in failed],
             "pending": args.pending,

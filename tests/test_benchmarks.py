@@ -461,6 +461,84 @@ def test_frontier_equal_erasure_takes_the_fixed_budget_operating_points(
     assert "Operating points taken from `benchmarks/frontier/class/frontier.json`" in md
 
 
+def test_frontier_equal_erasure_runs_lurs_forms_on_the_tuning_concepts(monkeypatch, tmp_path):
+    """At equal erasure lur and its six variants run on the tuning concepts first (seed 0, the
+    sweep's 20 evaluation images, no reference), each at the committed operating point; the
+    rule's choice joins the held-out methods when it is a variant. Off when lur is not among
+    the methods, when asked off, and an error without equal erasure."""
+    import json
+
+    fr = _frontier_module(monkeypatch)
+    flags = ["--task", "concept", "--methods", "lur", "joint", "--equal_erasure", "0.95"]
+    args = fr.parse_args([*flags, "--reference", "--output_dir", str(tmp_path)])
+    out = tmp_path / "concept"
+    jobs = fr.form_jobs(args, out)
+    committed = json.loads((BENCH / "frontier" / "concept" / "frontier.json").read_text())
+    assert {(j["label"], j["concept"]) for j in jobs} == {
+        (f, c) for f in fr.LUR_FORMS for c in fr.TUNING["concept"]
+    }
+    for j in jobs:
+        argv, (_, form_flags, _) = j["argv"], fr.LUR_FORMS[j["label"]]
+        assert j["seed"] == 0 and j["phase"] == "forms" and "--reference" not in argv
+        assert " ".join(form_flags) in " ".join(argv)
+        assert argv[argv.index("--eval_images_per_class") + 1] == "20"
+        assert float(argv[-1]) == committed["operating_points"][j["label"]]["value"]
+        assert not j["ua_samples"] and not j["relearn_steps"]
+    assert fr.form_jobs(fr.parse_args([*flags, "--no-choose_lur_form"]), out) == []
+    assert fr.form_jobs(fr.parse_args([*flags[:3], "joint", *flags[-2:]]), out) == []
+    with pytest.raises(SystemExit):
+        fr.parse_args(["--task", "concept", "--choose_lur_form"])
+
+    # finished forms are read back; lur-k2 keeps the most of the rest and joins the held-out
+    for j in jobs:
+        run = Path(j["run_dir"])
+        run.mkdir(parents=True)
+        kept = 0.97 if j["label"] == "lur-k2" else 0.95
+        row = {"erased": 0.96, "retained": kept, "steps": 50, "seconds": 20.0, "reached": True}
+        (run / "result.json").write_text(json.dumps({"job": j, **row, "job_seconds": 30}))
+    points = fr.points_from_file(args.points_from, args.labels)[1]
+    assert len(fr.run_forms(args, out, None, points)) == len(jobs)
+    assert args.form == "lur-k2" and "lur-k2" in args.labels
+    held = fr.heldout_jobs(args, out, points)
+    assert {j["label"] for j in held} == {"lur", "joint", "lur-k2"}
+
+
+def test_lur_form_rule(monkeypatch):
+    """Among the forms that reach the target on every tuning concept: the best mean kept
+    accuracy, and within a point of it the fastest; none reaching: the most erased; nothing
+    until every form has run."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import _lur_form as lf
+
+    def run(form, concept, erased, kept, seconds, reached=True):
+        job = {"label": form, "concept": concept}
+        row = {"erased": erased, "retained": kept, "steps": 25, "seconds": seconds}
+        return {"job": job, **row, "reached": reached}
+
+    tuning, forms = ["a", "b"], ["lur", "lur-k2", "lur-clip"]
+    results = [
+        run("lur", "a", 0.96, 0.950, 10),
+        run("lur", "b", 0.97, 0.950, 10),
+        run("lur-k2", "a", 0.96, 0.958, 30),  # best kept, but slower and within a point
+        run("lur-k2", "b", 0.96, 0.958, 30),
+        run("lur-clip", "a", 0.99, 0.990, 5),  # keeps most, misses the target on b
+        run("lur-clip", "b", 0.95, 0.990, 5, reached=False),
+    ]
+    rows = lf.summarise(results, forms, tuning)
+    assert rows["lur-clip"]["reached_all"] is False and rows["lur"]["reached_all"] is True
+    assert lf.choose_form(rows) == "lur"  # 0.8 points under lur-k2: the faster one
+    results[2]["retained"] = results[3]["retained"] = 0.965  # now 1.5 points better
+    assert lf.choose_form(lf.summarise(results, forms, tuning)) == "lur-k2"
+    for r in results:
+        r["reached"] = False
+    assert lf.choose_form(lf.summarise(results, forms, tuning)) == "lur-clip"  # most erased
+    assert lf.choose_form(lf.summarise(results[:-1], forms, tuning)) is None  # one still to run
+    section = "\n".join(lf.form_section(rows, "lur", {"lur-k2": ["--inner_steps", "2"]}, tuning))
+    assert "| **lur ←** | (defaults) | 25, 96.0, 95.0 | 25, 97.0, 95.0 | yes |" in section
+    assert "| lur-clip |" in section and "25 (not reached), 95.0, 99.0" in section
+    assert "Chosen: **lur**." in section
+
+
 def test_frontier_dry_run_lists_held_out_runs_at_the_chosen_knob_value(
     monkeypatch, tmp_path, capsys
 ):

@@ -1,0 +1,112 @@
+"""Which form of ``lur`` is the default: chosen at equal erasure on the tuning concepts.
+
+``lur`` comes in seven forms (plain, and the six ``--lur_variants``: second order, two inner
+steps, retain step first, clipped, both, retention judged at θ too). At a fixed budget they
+erase different amounts, so their kept accuracies cannot be compared; stopped at the same
+target they can. ``frontier.py --equal_erasure`` runs every form on the tuning concepts (seed
+0, each at the operating point the fixed-budget comparison chose for it) and applies
+``FORM_RULE``; the held-out runs then add the chosen form when it is not plain ``lur``.
+"""
+
+from __future__ import annotations
+
+import statistics
+
+from _frontier_report import _p
+
+# kept accuracy of the tuning runs is judged on 20 images a class (~300 images): one point is
+# about its standard error, so forms closer than that are told apart by time instead
+KEPT_TIE = 0.01
+FORM_RULE = (
+    "Each form of `lur` runs on the tuning concepts (seed 0, at its fixed-budget operating "
+    "point), stopped at the target: among the forms that reach it on every tuning concept, "
+    "the one with the best mean kept accuracy, and among those within "
+    f"{100 * KEPT_TIE:.0f} point of it the one with the shortest mean erasure time; when none "
+    "reaches it everywhere, the one with the most erased"
+)
+
+
+def summarise(results: list[dict], forms: list[str], tuning: list[str]) -> dict:
+    """Per form: its runs by concept, whether it reached the target on every tuning concept,
+    and its mean erased share, kept accuracy, steps and seconds (forms with a missing run are
+    left out of the means and marked incomplete)."""
+    by = {f: {} for f in forms}
+    for r in results:
+        if "error" not in r and r["job"]["label"] in by:
+            by[r["job"]["label"]][r["job"]["concept"]] = r
+    rows = {}
+    for form, runs in by.items():
+        done = [runs[c] for c in tuning if c in runs]
+        rows[form] = {
+            "concepts": {
+                c: {k: runs[c].get(k) for k in ("erased", "retained", "steps", "seconds")}
+                | {"reached": bool(runs[c].get("reached"))}
+                for c in tuning
+                if c in runs
+            },
+            "complete": len(done) == len(tuning),
+            "reached_all": len(done) == len(tuning) and all(r.get("reached") for r in done),
+        }
+        if done:
+            rows[form].update(
+                {
+                    k: statistics.mean(float(r[k]) for r in done)
+                    for k in ("erased", "retained", "steps", "seconds")
+                    if all(isinstance(r.get(k), (int, float)) for r in done)
+                }
+            )
+    return rows
+
+
+def choose_form(rows: dict) -> str | None:
+    """``FORM_RULE`` applied to ``summarise``'s rows; None until every form has run."""
+    if not rows or not all(r["complete"] for r in rows.values()):
+        return None
+    reached = {f: r for f, r in rows.items() if r["reached_all"]}
+    if not reached:
+        return max(rows, key=lambda f: rows[f]["erased"])
+    best = max(r["retained"] for r in reached.values())
+    close = [f for f, r in reached.items() if r["retained"] >= best - KEPT_TIE]
+    return min(close, key=lambda f: reached[f]["seconds"])
+
+
+def form_section(rows: dict, chosen: str | None, flags: dict, tuning: list[str]) -> list[str]:
+    """The report's section: one row per form, the chosen one marked."""
+    if not rows:
+        return []
+    lines = [
+        "",
+        "## `lur`'s default form, chosen at equal erasure on the tuning concepts",
+        "",
+        FORM_RULE + ".",
+        "",
+        "| form | flags | "
+        + " | ".join(f"{c}: steps, erased (%), kept (%)" for c in tuning)
+        + " | target met everywhere | mean kept (%) ↑ | mean time (s) ↓ |",
+        "|---|---|" + "---|" * len(tuning) + "---|---|---|",
+    ]
+    for form, r in rows.items():
+        cells = []
+        for c in tuning:
+            run = r["concepts"].get(c)
+            if run is None:
+                cells.append("not run")
+                continue
+            mark = "" if run["reached"] else " (not reached)"
+            cells.append(f"{run['steps']}{mark}, {_p(run['erased'])}, {_p(run['retained'])}")
+        name = f"**{form} ←**" if form == chosen else form
+        lines.append(
+            f"| {name} | {' '.join(flags.get(form, [])) or '(defaults)'} | "
+            + " | ".join(cells)
+            + f" | {'yes' if r['reached_all'] else 'no'} | {_p(r.get('retained'))} | "
+            f"{_f(r.get('seconds'))} |"
+        )
+    if chosen is None:
+        lines += ["", "Not every form has run yet: no form is chosen."]
+    else:
+        lines += ["", f"Chosen: **{chosen}**."]
+    return lines
+
+
+def _f(x) -> str:
+    return "–" if x is None else f"{x:.0f}"
