@@ -79,6 +79,7 @@ from _frontier_report import (  # noqa: E402
 )
 from _head_to_head import head_to_head  # noqa: E402
 from _lur_form import FORM_RULE, choose_form, form_section, summarise  # noqa: E402
+from _reference_table import gap_numbers, reference_table  # noqa: E402
 from _scripts import CLASS_SMOKE, CONCEPT_SMOKE, SMOKE_HELP  # noqa: E402
 
 TASKS = ("class", "concept")
@@ -626,6 +627,7 @@ def stop_numbers(m: dict) -> dict:
         "reached": stop["reached"],
         "avg_gap": gap.get("avg_gap"),
         "avg_shortfall": gap.get("avg_shortfall"),
+        **gap_numbers(m),
     }
 
 
@@ -785,17 +787,20 @@ class Pool:
 
 
 def _read_result(run_dir: Path) -> dict:
-    """A finished job's result. While the run's step log is still there its summary is taken
-    afresh (results written by an older summary are brought up to date); a checkout that
-    holds only ``result.json`` keeps the stored one."""
+    """A finished job's result. While the run's step log and metrics are still there their
+    summaries are taken afresh (results written by an older summary are brought up to date);
+    a checkout that holds only ``result.json`` keeps the stored one."""
     result = json.loads((run_dir / "result.json").read_text())
+    fresh = {}
     if (run_dir / "step_log.json").is_file():
-        summary = steplog_summary(run_dir)
-        if result.get("steplog") != summary:
-            from erase.io import atomic_write_json
+        fresh["steplog"] = steplog_summary(run_dir)
+    if (run_dir / "metrics.json").is_file():
+        fresh.update(stop_numbers(json.loads((run_dir / "metrics.json").read_text())))
+    if any(result.get(k) != v for k, v in fresh.items()):
+        from erase.io import atomic_write_json
 
-            result["steplog"] = summary
-            atomic_write_json(run_dir / "result.json", result)
+        result.update(fresh)
+        atomic_write_json(run_dir / "result.json", result)
     return result
 
 
@@ -1020,6 +1025,8 @@ def run_task(args) -> bool:
         h2h,
         heldout_steplog_table(held_results, labels),
     )
+    table = reference_table(held_results, args.held_out, labels)
+    md += "\n".join(table) + "\n" if table else ""
     forms_flags = {form: flags for form, (_, flags, _) in LUR_FORMS.items()}
     section = form_section(args.form_rows, args.form, forms_flags, args.tuning)
     md += "\n".join(section) + "\n" if section else ""

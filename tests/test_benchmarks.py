@@ -4,6 +4,7 @@ renamed helper breaks them without any other test noticing)."""
 from __future__ import annotations
 
 import importlib.util
+import statistics
 import sys
 from pathlib import Path
 
@@ -378,6 +379,30 @@ def test_frontier_robustness_column_reuses_the_gap_probe_of_equal_erasure_runs(m
     assert fr.gap_probe_share({"unlearning_accuracy": 0.9}, 10) is None  # no --reference
 
 
+def test_frontier_results_take_the_reference_numbers_afresh_from_the_runs_metrics(
+    monkeypatch, tmp_path
+):
+    """A result written before the report kept the reference's numbers is brought up to date
+    from the run's metrics.json while it is there; a checkout with only result.json keeps it."""
+    import json
+
+    from erase.reference_gap import gap_record
+
+    fr = _frontier_module(monkeypatch)
+    run = {"erased": 0.96, "kept": 0.95, "relearn@5": 0.4, "relearn@10": 0.7}
+    ref = {"erased": 1.0, "kept": 0.97, "relearn@5": 0.2, "relearn@10": 0.5}
+    metrics = {"stopping": {"reached": True}, "trained_steps": 75}
+    metrics["reference_gap"] = gap_record(run, [ref])
+    (tmp_path / "result.json").write_text(json.dumps({"job": {}, "erased": 0.97}))
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    result = fr._read_result(tmp_path)
+    assert result["gap_reference"] == ref and result["gap_run"] == run
+    assert result["steps"] == 75 and result["erased"] == 0.97  # the many-sample UA stays
+    assert json.loads((tmp_path / "result.json").read_text())["gap_reference"] == ref
+    (tmp_path / "metrics.json").unlink()
+    assert fr._read_result(tmp_path)["gap_reference"] == ref
+
+
 def test_frontier_steplog_summary(monkeypatch, tmp_path):
     import json
 
@@ -537,6 +562,52 @@ def test_lur_form_rule(monkeypatch):
     assert "| **lur ←** | (defaults) | 25, 96.0, 95.0 | 25, 97.0, 95.0 | yes |" in section
     assert "| lur-clip |" in section and "25 (not reached), 95.0, 99.0" in section
     assert "Chosen: **lur**." in section
+
+
+def test_frontier_reference_table_sets_the_never_learned_model_beside_each_method(monkeypatch):
+    """The equal-erasure report's table: per concept the reference's own numbers and relearning
+    curve, the second reference with the noise floor, then each method's means; and on how
+    many concepts lur's Avg. Gap is below each method's. Built from real gap records."""
+    from erase.reference_gap import gap_record
+
+    monkeypatch.syspath_prepend(str(BENCH))
+    import _reference_table as rt
+
+    def measures(erased, kept, back):
+        m = {"erased": erased, "kept": kept, "fid": 1.5}
+        return m | {f"relearn@{s}": b for s, b in zip((0, 5, 10, 20), back)}
+
+    ref, ref2 = measures(1.0, 0.97, (0, 0.2, 0.5, 0.8)), measures(1.0, 0.96, (0, 0.3, 0.5, 0.9))
+    results = []
+    for concept, label, seed, back10 in [
+        ("zero", "lur", 0, 0.6),
+        ("zero", "lur", 1, 0.8),
+        ("zero", "joint", 0, 0.9),
+        ("thick", "lur", 0, 0.9),
+        ("thick", "joint", 0, 0.7),
+    ]:
+        run = measures(0.96, 0.95, (0.1, 0.4, back10, 1.0))
+        refs = [ref, ref2] if concept == "zero" else [ref]
+        record = gap_record(run, refs)
+        numbers = rt.gap_numbers({"reference_gap": record})
+        gap = record["gap"]
+        job = {"concept": concept, "label": label, "seed": seed}
+        results.append({"job": job, **numbers, "avg_gap": gap["avg_gap"], "avg_shortfall": 0.1})
+    assert results[0]["noise_floor"] == pytest.approx((0.01 + 0.0) / 3)  # kept 1 pt, erased 0
+    assert rt.gap_numbers({}) == {} and rt.gap_numbers({"reference_gap": {"run": {}}}) == {}
+    lines = rt.reference_table(results, ["zero", "thick", "one"], ["lur", "joint"])
+    text = "\n".join(lines)
+    assert (
+        "| **zero** | never learned (seed 0) | 1 | 100.0 | 97.0 | 1.50 | 20.0 / 50.0 / 80.0 |"
+        in text
+    )
+    assert "| zero | never learned (seed 1): the noise floor | 1 | 100.0 | 96.0 |" in text
+    # lur on zero: the mean of its two runs (back after 10: 60 and 80 %), Avg. Gap their mean
+    lur_gap = statistics.mean(r["avg_gap"] for r in results[:2])
+    assert f"| zero | lur | 2 | 96.0 | 95.0 | 1.50 | 40.0 / 70.0 / 100.0 | {lur_gap:.3f} |" in text
+    assert "one" not in text.split("|---|")[-1]  # no runs, no rows
+    assert "- `lur` below `joint`: 1 of 2 concepts" in text  # zero yes, thick no
+    assert rt.reference_table([{"job": {}, "error": "x"}], ["zero"], ["lur"]) == []
 
 
 def test_frontier_dry_run_lists_held_out_runs_at_the_chosen_knob_value(
