@@ -21,15 +21,17 @@ FORM_RULE = (
     "Each form of `lur` runs on the tuning concepts (seed 0, at its fixed-budget operating "
     "point), stopped at the target: among the forms that reach it on every tuning concept, "
     "the one with the best mean kept accuracy, and among those within "
-    f"{100 * KEPT_TIE:.0f} point of it the one with the shortest mean erasure time; when none "
-    "reaches it everywhere, the one with the most erased"
+    f"{100 * KEPT_TIE:.0f} point of it the cheapest to reach it (mean steps × the form's "
+    "measured cost of a step relative to `lur`'s, which unlike seconds does not depend on what "
+    "else the machine ran); when none reaches it everywhere, the one with the most erased"
 )
 
 
-def summarise(results: list[dict], forms: list[str], tuning: list[str]) -> dict:
-    """Per form: its runs by concept, whether it reached the target on every tuning concept,
-    and its mean erased share, kept accuracy, steps and seconds (forms with a missing run are
-    left out of the means and marked incomplete)."""
+def summarise(results: list[dict], forms: dict, tuning: list[str]) -> dict:
+    """Per form (``forms``: form → its cost of a step relative to lur's): its runs by concept,
+    whether it reached the target on every tuning concept, and its mean erased share, kept
+    accuracy, steps, seconds and cost in lur steps (a form with a missing run is marked
+    incomplete)."""
     by = {f: {} for f in forms}
     for r in results:
         if "error" not in r and r["job"]["label"] in by:
@@ -55,6 +57,8 @@ def summarise(results: list[dict], forms: list[str], tuning: list[str]) -> dict:
                     if all(isinstance(r.get(k), (int, float)) for r in done)
                 }
             )
+            if "steps" in rows[form]:
+                rows[form]["cost"] = rows[form]["steps"] * forms[form]
     return rows
 
 
@@ -67,7 +71,7 @@ def choose_form(rows: dict) -> str | None:
         return max(rows, key=lambda f: rows[f]["erased"])
     best = max(r["retained"] for r in reached.values())
     close = [f for f, r in reached.items() if r["retained"] >= best - KEPT_TIE]
-    return min(close, key=lambda f: reached[f]["seconds"])
+    return min(close, key=lambda f: reached[f]["cost"])
 
 
 def form_section(rows: dict, chosen: str | None, flags: dict, tuning: list[str]) -> list[str]:
@@ -82,8 +86,8 @@ def form_section(rows: dict, chosen: str | None, flags: dict, tuning: list[str])
         "",
         "| form | flags | "
         + " | ".join(f"{c}: steps, erased (%), kept (%)" for c in tuning)
-        + " | target met everywhere | mean kept (%) ↑ | mean time (s) ↓ |",
-        "|---|---|" + "---|" * len(tuning) + "---|---|---|",
+        + " | target met everywhere | mean kept (%) ↑ | cost (`lur` steps) ↓ | mean time (s) |",
+        "|---|---|" + "---|" * len(tuning) + "---|---|---|---|",
     ]
     for form, r in rows.items():
         cells = []
@@ -99,7 +103,7 @@ def form_section(rows: dict, chosen: str | None, flags: dict, tuning: list[str])
             f"| {name} | {' '.join(flags.get(form, [])) or '(defaults)'} | "
             + " | ".join(cells)
             + f" | {'yes' if r['reached_all'] else 'no'} | {_p(r.get('retained'))} | "
-            f"{_f(r.get('seconds'))} |"
+            f"{_f(r.get('cost'))} | {_f(r.get('seconds'))} |"
         )
     if chosen is None:
         lines += ["", "Not every form has run yet: no form is chosen."]

@@ -443,7 +443,8 @@ def run_forms(args, out: Path, pool, points: dict) -> list[dict]:
     """The forms' runs, the rule's choice (kept on ``args``), and the chosen form added to the
     held-out methods when it is a variant; returns the jobs."""
     jobs = form_jobs(args, out)
-    args.form_rows = summarise(run_all(jobs, pool), list(LUR_FORMS), args.tuning) if jobs else {}
+    costs = {form: STEP_FACTOR[form] for form in LUR_FORMS}
+    args.form_rows = summarise(run_all(jobs, pool), costs, args.tuning) if jobs else {}
     args.form = choose_form(args.form_rows)
     if args.form and args.form not in args.labels:
         args.labels[args.form] = LUR_FORMS[args.form]

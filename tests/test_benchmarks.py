@@ -540,7 +540,7 @@ def test_lur_form_rule(monkeypatch):
         row = {"erased": erased, "retained": kept, "steps": 25, "seconds": seconds}
         return {"job": job, **row, "reached": reached}
 
-    tuning, forms = ["a", "b"], ["lur", "lur-k2", "lur-clip"]
+    tuning, forms = ["a", "b"], {"lur": 1.0, "lur-k2": 1.5, "lur-clip": 1.0}
     results = [
         run("lur", "a", 0.96, 0.950, 10),
         run("lur", "b", 0.97, 0.950, 10),
@@ -551,7 +551,11 @@ def test_lur_form_rule(monkeypatch):
     ]
     rows = lf.summarise(results, forms, tuning)
     assert rows["lur-clip"]["reached_all"] is False and rows["lur"]["reached_all"] is True
-    assert lf.choose_form(rows) == "lur"  # 0.8 points under lur-k2: the faster one
+    assert rows["lur-k2"]["cost"] == 25 * 1.5  # in lur steps: load-free, unlike seconds
+    assert lf.choose_form(rows) == "lur"  # 0.8 points under lur-k2: the cheaper one
+    results[0]["steps"] = results[1]["steps"] = 40  # now dearer than lur-k2's 37.5
+    assert lf.choose_form(lf.summarise(results, forms, tuning)) == "lur-k2"
+    results[0]["steps"] = results[1]["steps"] = 25
     results[2]["retained"] = results[3]["retained"] = 0.965  # now 1.5 points better
     assert lf.choose_form(lf.summarise(results, forms, tuning)) == "lur-k2"
     for r in results:
