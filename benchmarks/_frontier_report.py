@@ -282,6 +282,16 @@ def _points_note(path) -> list[str]:
     ]
 
 
+def _stop_cells(b: dict) -> str:
+    """The equal-erasure cells of one held-out row; dashes for a method that does not train."""
+    if "reached" not in b:
+        return " – | – | – | – |"
+    return (
+        f" {b['reached']}/{b['stopped_runs']} | {_f(b['steps_mean'])} ± {_f(b['steps_std'])} | "
+        f"{_f(b['avg_gap_mean'])} ± {_f(b['avg_gap_std'])} | {_f(b['avg_shortfall_mean'])} |"
+    )
+
+
 def write_tables(
     args,
     out: Path,
@@ -378,17 +388,15 @@ def write_tables(
                 else ""
             )
             + f" {_f(b['seconds_mean'])} ± {_f(b['seconds_std'])} |"
-            + (
-                f" {b['reached']}/{b['stopped_runs']} | {_f(b['steps_mean'])} ± "
-                f"{_f(b['steps_std'])} | {_f(b['avg_gap_mean'])} ± {_f(b['avg_gap_std'])} | "
-                f"{_f(b['avg_shortfall_mean'])} |"
-                if "reached" in b
-                else ""
-            )
+            + (_stop_cells(b) if stops else "")
         )
 
-    if any("reached" in h["all"] for h in held.values()):
-        lines[-2] += " target met | steps | Avg. Gap to the reference | Avg. Shortfall |"
+    # equal erasure: whether each run met the target, in how many steps, and its Avg. Gap
+    # (a closed-form edit has no steps: its cells say so)
+    stops = any("reached" in h["all"] for h in held.values())
+    stop_head = " target met | steps | Avg. Gap to the reference | Avg. Shortfall |"
+    if stops:
+        lines[-2] += stop_head
         lines[-1] += "---|---|---|---|"
     for label, h in held.items():
         pt = points[label]
@@ -400,8 +408,13 @@ def write_tables(
         "| concept | method | erased (%) mean ± std | erased pooled (95 % CI) | retained (%) ↑ |"
         + fid_head
         + back_head
-        + " time (s) |",
-        "|---|---|---|---|---|" + ("---|" if cls else "") + ("---|---|---|" if k else "") + "---|",
+        + " time (s) |"
+        + (stop_head if stops else ""),
+        "|---|---|---|---|---|"
+        + ("---|" if cls else "")
+        + ("---|---|---|" if k else "")
+        + "---|"
+        + ("---|---|---|---|" if stops else ""),
     ]
     for c in args.held_out:
         for label, h in held.items():
