@@ -237,10 +237,10 @@ def test_frontier_smoke(tmp_path):
 
 @pytest.mark.slow
 def test_frontier_concept_smoke(tmp_path):
-    """The concept task's own knobs (λ, η, s_p, CA's λ); salun, ga and pcgrad on a concept run
-    in test_model_families and, in the frontier, in the class smoke run; ca-noise is ca's knob
-    with another anchor loss (tests/test_concept_ablation.py)."""
-    methods = {"lur", "joint", "esd", "uce", "ca"}
+    """The concept task's own knobs (λ, η, s_p, CA's λ); salun, ga, pcgrad and joint (λ, as
+    lur's) on a concept run in test_model_families and, in the frontier, in the class smoke run;
+    ca-noise is ca's knob with another anchor loss (tests/test_concept_ablation.py)."""
+    methods = {"lur", "esd", "uce", "ca"}
     _frontier_smoke(tmp_path, "concept", methods, "--methods", *sorted(methods))
 
 
