@@ -198,6 +198,16 @@ def test_frontier_equal_erasure_block_counts_targets_met_and_means_the_gaps(monk
     assert b["avg_gap_mean"] == pytest.approx(0.15)
     assert b["avg_shortfall_mean"] == pytest.approx(0.12)
     assert report.stopping_block(rows[3:]) == {}
+    # the four cells under the equal-erasure header; dashes for a method that does not train
+    assert (
+        report._stop_cells(b).startswith(" 2/3 | 233.33 ± ")
+        and report._stop_cells(b).count("|") == 4
+    )
+    assert report._stop_cells({}) == " – | – | – | – |"
+    pending = {"sweep": 0, "sweep_total": 0, "held_out": 0, "held_out_total": 8}
+    assert report._pending_note({**pending, "forms": 0, "forms_total": 14}) == []
+    note = report._pending_note({**pending, "forms": 3, "forms_total": 14})[0]
+    assert "3 of 14 runs of `lur`'s forms" in note
 
 
 def test_svm_judge_is_a_real_second_opinion_on_digits():

@@ -528,6 +528,47 @@ def test_frontier_equal_erasure_runs_lurs_forms_on_the_tuning_concepts(monkeypat
     assert {j["label"] for j in held} == {"lur", "joint", "lur-k2"}
 
 
+def test_frontier_report_rebuilds_the_committed_equal_erasure_tables(tmp_path):
+    """The committed equal-erasure results (result.json files only) rebuild their report: every
+    table row has as many cells as its header, the reference table and the forms' section are
+    there, and the rule's choice is the one the committed frontier.json records."""
+    import json
+    import shutil
+    import subprocess
+
+    from helpers import cli_env
+
+    committed = BENCH / "frontier-equal" / "concept"
+    out = tmp_path / "equal"
+    shutil.copytree(committed, out / "concept", ignore=lambda d, names: [
+        n for n in names if (Path(d) / n).is_file() and n != "result.json"
+    ])  # fmt: skip
+    flags = ["--task", "concept", "--equal_erasure", "0.95", "--reference", "--report_only"]
+    res = subprocess.run(  # not --smoke: the smoke size has one concept and sweeps
+        [sys.executable, str(BENCH / "frontier.py"), *flags, "--output_dir", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=BENCH.parent,
+        env=cli_env(),
+        timeout=300,
+    )
+    assert res.returncode == 0 and "Traceback" not in res.stderr, res.stderr[-3000:]
+    md = (out / "concept" / "frontier.md").read_text()
+    header = None
+    for line in md.splitlines():
+        if not line.startswith("|"):
+            header = None
+            continue
+        if header is None:
+            header = line.count("|")
+        elif not line.startswith("|---"):
+            assert line.count("|") == header, line
+    assert "## Against the model that never learned the concept" in md
+    assert "never learned (seed 1): the noise floor" in md
+    chosen = json.loads((committed / "frontier.json").read_text())["lur_form"]["chosen"]
+    assert f"Chosen: **{chosen}**." in md and f"| **{chosen} ←** |" in md
+
+
 def test_lur_form_rule(monkeypatch):
     """Among the forms that reach the target on every tuning concept: the best mean kept
     accuracy, and within a point of it the fastest; none reaching: the most erased; nothing
