@@ -4,7 +4,7 @@ Each held-out run of ``frontier.py --equal_erasure --reference`` measured itself
 concept's exact-unlearning reference alike (``metrics.json``'s ``reference_gap``): erased share,
 kept accuracy, FID and the relearning curve. This table puts the reference's own numbers — the
 floor for the robustness work — next to every method's, concept by concept, with the noise floor
-(the Avg. Gap between two references of different seeds) where the comparison trained a second.
+(each reference's Avg. Gap to the others' mean) where the comparison trained several seeds.
 """
 
 from __future__ import annotations
@@ -18,27 +18,46 @@ MEASURES = ("erased", "kept", "fid", *(f"relearn@{s}" for s in STEPS))
 
 
 def gap_numbers(metrics: dict) -> dict:
-    """What a result keeps of the run's reference-gap record: the run's and the reference's
-    measures, and the noise floor's Avg. Gap (first held-out concept only); {} without one."""
+    """What a result keeps of the run's reference-gap record, recomputed by today's rule
+    (``erase.reference_gap.regap``: against the references' mean): the run's and the
+    reference's measures, every reference's own, and the noise floor's Avg. Gap (where the run
+    had two or more references); {} without a record."""
+    from erase.reference_gap import regap
+
     record = metrics.get("reference_gap")
     if not isinstance(record, dict) or not isinstance(record.get("reference"), dict):
         return {}
+    record = regap(record)
 
     def keep(m):
         return {k: m.get(k) for k in MEASURES if isinstance(m.get(k), (int, float))}
 
-    floor = (record.get("noise_floor") or {}).get("avg_gap")
+    each = [keep(m) for m in record.get("each_reference") or []]
     return {
         "gap_run": keep(record.get("run") or {}),
         "gap_reference": keep(record["reference"]),
-        "noise_floor": floor,
-        "second_reference": keep(record.get("second_reference") or {}) or None,
+        "noise_floor": (record.get("noise_floor") or {}).get("avg_gap"),
+        "each_reference": each or None,
+        "avg_gap": record["gap"]["avg_gap"],
+        "avg_shortfall": record["gap"]["avg_shortfall"],
     }
+
+
+def references_of_result(result: dict) -> list[dict]:
+    """A result's references' measures; results stored before references were averaged keep
+    the first and an optional ``second_reference``."""
+    if result.get("each_reference"):
+        return result["each_reference"]
+    return [result["gap_reference"], *filter(None, [result.get("second_reference")])]
 
 
 def _mean(xs):
     xs = [x for x in xs if isinstance(x, (int, float))]
     return statistics.mean(xs) if xs else None
+
+
+def _mean_measures(refs: list[dict]) -> dict:
+    return {k: _mean([r.get(k) for r in refs]) for k in MEASURES}
 
 
 def _row(lead: list, m: dict, gap=None, short=None) -> str:
@@ -54,8 +73,8 @@ def _g(x) -> str:
 
 
 def reference_table(results: list[dict], concepts: list[str], labels) -> list[str]:
-    """Per held-out concept: the reference (and the second one), then each method's mean over
-    its runs; and, per method, on how many concepts `lur`'s mean Avg. Gap is below it."""
+    """Per held-out concept: each reference and, with several, their mean and the noise floor;
+    then each method's mean over its runs; and, per method, on how many concepts `lur`'s mean Avg. Gap is below it."""
     runs = [r for r in results if "error" not in r and r.get("gap_reference")]
     if not runs:
         return []
@@ -63,13 +82,15 @@ def reference_table(results: list[dict], concepts: list[str], labels) -> list[st
         "",
         "## Against the model that never learned the concept",
         "",
-        "Each run and its concept's exact-unlearning reference (the same recipe retrained "
-        "without the concept's data, seed 0) measured alike: erased share and kept accuracy "
-        "by the run's own evaluation, the share back after 5 / 10 / 20 steps of the relearning "
-        "attack (32 images, AdamW 1e-4). Method rows are means over their runs. Avg. Gap: mean "
-        "|run − reference| over erased, kept and the share back after 10 steps; Avg. Shortfall "
-        "counts only where the run is worse. The noise floor is the Avg. Gap of a second "
-        "reference (seed 1) to the first: a run at or below it cannot be told from retraining.",
+        "Each run and its concept's exact-unlearning references (the same recipe retrained "
+        "without the concept's data; seed 0, and further seeds where the comparison trained "
+        "them) measured alike: erased share and kept accuracy by the run's own evaluation, the "
+        "share back after 5 / 10 / 20 steps of the relearning attack (32 images, AdamW 1e-4). "
+        "Method rows are means over their runs. Avg. Gap: mean |run − reference| over erased, "
+        "kept and the share back after 10 steps, where the reference is the per-measure mean "
+        "of the concept's references; Avg. Shortfall counts only where the run is worse. The "
+        "noise floor is each reference's Avg. Gap to the mean of the others, averaged (two: "
+        "the gap between them): a run at or below it cannot be told from retraining.",
         "",
         "| concept | model | runs | erased (%) | kept (%) | FID | back after 5 / 10 / 20 steps "
         "(%) ↓ | Avg. Gap ↓ | Avg. Shortfall ↓ |",
@@ -80,11 +101,20 @@ def reference_table(results: list[dict], concepts: list[str], labels) -> list[st
         mine = [r for r in runs if r["job"]["concept"] == concept]
         if not mine:
             continue
-        first = mine[0]
-        lines.append(_row([f"**{concept}**", "never learned (seed 0)", 1], first["gap_reference"]))
-        if first.get("second_reference"):
-            lead = [concept, "never learned (seed 1): the noise floor", 1]
-            lines.append(_row(lead, first["second_reference"], first.get("noise_floor")))
+        refs = max((references_of_result(r) for r in mine), key=len)  # a concept's widest set
+        for seed, ref in enumerate(refs):
+            lead = [f"**{concept}**" if seed == 0 else concept, f"never learned (seed {seed})", 1]
+            lines.append(_row(lead, ref))
+        if len(refs) > 1:
+            floor = next(
+                r.get("noise_floor") for r in mine if len(references_of_result(r)) == len(refs)
+            )
+            lead = [
+                concept,
+                f"never learned, mean of {len(refs)} (gap: the noise floor)",
+                len(refs),
+            ]
+            lines.append(_row(lead, _mean_measures(refs), floor))
         for label in labels:
             rs = [r for r in mine if r["job"]["label"] == label]
             if not rs:

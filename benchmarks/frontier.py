@@ -38,7 +38,8 @@ run times: class 4.6 h, concept 2.75 h; ``--lur_variants`` adds ≈ 3 h on the c
 reruns the held-out concepts at the operating points the committed fixed-budget comparison
 chose (``--points_from``; no sweep), every run stopped at the target and measured against its
 concept's exact-unlearning reference (seed 0; seed 1 as well for the first held-out concept,
-the noise floor), on all six held-out digits and the concept task's first four held-out
+the noise floor; ``--reference_seeds K``: seeds 0..K-1 of every concept, each run measured
+against their mean), on all six held-out digits and the concept task's first four held-out
 concepts (``--held_out`` for others). Before the held-out runs it chooses ``lur``'s default
 form (``--choose_lur_form``, ``_lur_form.FORM_RULE``): plain ``lur`` and its six variants on the
 tuning concepts, seed 0, stopped at the target; the chosen form joins the held-out methods when
@@ -243,9 +244,17 @@ def parse_args(argv=None, task: str | None = None):
         action="store_true",
         help="with --equal_erasure: each held-out run measured against the model retrained "
         "without its concept (class: the digits DDPM without the digit; concept: the tiny "
-        "world without the word's or style's images and prompts; seed 0, and seed 1 for the "
-        "first held-out concept: the noise floor; ~25 CPU-min each, trained first, --jobs at a "
-        "time, and cached): the Avg. Gap column",
+        "world without the word's or style's images and prompts; --reference_seeds of them, "
+        "and at least two for the first held-out concept: the noise floor; ~25 CPU-min each, "
+        "trained first, --jobs at a time, and cached): the Avg. Gap column",
+    )
+    p.add_argument(
+        "--reference_seeds",
+        type=int,
+        default=1,
+        help="with --reference: retrainings per held-out concept (seeds 0..K-1); each run is "
+        "measured against their per-measure mean, and their spread is the noise floor "
+        "(default 1: one retraining, two for the first held-out concept)",
     )
     p.add_argument(
         "--points_from",
@@ -287,6 +296,8 @@ def parse_args(argv=None, task: str | None = None):
     args = p.parse_args(argv)
     if args.ua_samples < 1 or args.jobs < 1 or args.relearn_steps < 0:
         p.error("--ua_samples and --jobs must be >= 1, --relearn_steps >= 0")
+    if args.reference_seeds < 1 or (args.reference_seeds > 1 and not args.reference):
+        p.error("--reference_seeds K needs --reference and K >= 1")
     every_task = args.task == "all"
     if every_task and task is None:
         known = {m for t in TASKS for m in METHODS[t]} | set(LUR_VARIANTS)
@@ -395,8 +406,9 @@ def make_job(args, out: Path, phase: str, label: str, concept: str, value, seed:
     # when its judge sees P of the concept erased, capped at 4x the budget
     argv += ["--stop_at_erased", str(args.equal_erasure) if args.equal_erasure else "off"]
     if args.equal_erasure and phase == "heldout" and args.reference:
-        # the second reference (seed 1, the noise floor) for the first held-out concept only
-        argv += ["--reference", "auto", *(["auto"] if concept == args.held_out[0] else [])]
+        # seeds 0 .. K-1 of the concept's reference (the run is measured against their mean);
+        # the first held-out concept has at least two: the noise floor
+        argv += ["--reference", *["auto"] * reference_seeds(args, concept)]
     if args.task == "concept":
         argv += ["--cache_dir", str(out / "cache")]
     argv += [*args.extra, *(args.heldout_eval if phase == "heldout" else args.sweep_eval)]
@@ -465,17 +477,24 @@ def heldout_jobs(args, out: Path, points: dict) -> list[dict]:
     ]
 
 
+def reference_seeds(args, concept: str) -> int:
+    """How many references a held-out concept's runs measure against: ``--reference_seeds``,
+    at least two for the first held-out concept (the noise floor)."""
+    k = getattr(args, "reference_seeds", 1)
+    return max(k, 2) if concept == args.held_out[0] else k
+
+
 def reference_specs(args) -> list[dict]:
     """The exact-unlearning references the held-out runs of ``--equal_erasure --reference``
-    measure against (seed 0 of every held-out concept, seed 1 of the first), with whether each
-    is cached."""
+    measure against (seeds ``0..reference_seeds(concept)-1`` of every held-out concept), with
+    whether each is cached."""
     if not (args.equal_erasure and args.reference) or args.smoke:
         return []
     from erase.reference import _trained, concept_reference_path, digits_reference_path
 
     specs = []
     for concept in args.held_out:
-        for seed in (0, 1) if concept == args.held_out[0] else (0,):
+        for seed in range(reference_seeds(args, concept)):
             path = (
                 digits_reference_path([int(concept)], seed)
                 if args.task == "class"
@@ -485,6 +504,44 @@ def reference_specs(args) -> list[dict]:
                 {"task": args.task, "concept": concept, "seed": seed, "cached": _trained(path)}
             )
     return specs
+
+
+def with_stored_references(result: dict, args, out: Path) -> dict:
+    """A held-out concept result measured against fewer references than its concept has now
+    (``--reference_seeds`` raised after it ran): the missing seeds' measures, where a run or
+    ``reference_spread.py`` already took them with this run's probe settings, are added and the
+    gap recomputed against the mean, in its ``result.json`` too. The run's own measures are as
+    they were, so this is what rerunning it would give. Otherwise (and on the class task, whose
+    references are measured with the run's evaluation) the result stays as it is."""
+    if args.task != "concept" or "error" in result or not result.get("gap_reference"):
+        return result
+    from _reference_table import references_of_result
+
+    from erase.concept_reference import measure_settings, relearn_settings
+    from erase.concepts import resolve_concept
+    from erase.reference import concept_reference_path
+    from erase.reference_gap import gap_record, stored_measures
+
+    job = result["job"]
+    have = references_of_result(result)
+    want = reference_seeds(args, job["concept"])
+    if len(have) >= want:
+        return result
+    n_prompts = len(resolve_concept(job["concept"]).forget)
+    relearn = relearn_settings(job["concept"], n_prompts, job["seed"])
+    settings = measure_settings(DEFAULT_EVAL["concept"], relearn)
+    extra = [
+        stored_measures(concept_reference_path([job["concept"]], seed), settings)
+        for seed in range(len(have), want)
+    ]
+    if None in extra:
+        return result
+    record = gap_record(result["gap_run"], have + extra)
+    updated = {**result, **gap_numbers({"reference_gap": record})}
+    from erase.io import atomic_write_json
+
+    atomic_write_json(out / "heldout" / Path(job["run_dir"]).name / "result.json", updated)
+    return updated
 
 
 def _or_error(work):
@@ -581,11 +638,14 @@ def run_job(job: dict) -> dict:
             row.update(gap_probe_share(metrics, job["relearn_steps"]) or relearn_share(job))
         return row
 
-    t0 = time.perf_counter()
+    t0, cpu0 = time.perf_counter(), time.process_time()
     row, error = _or_error(measure)
     if error:
         return {"job": job, "error": error}
     result = {"job": job, **row, "job_seconds": round(time.perf_counter() - t0, 1)}
+    # the worker's one thread: what the job costs whatever else shares the cores (the dry run
+    # times the rest from it; wall seconds grow with the load)
+    result["job_cpu_seconds"] = round(time.process_time() - cpu0, 1)
     from erase.io import atomic_write_json
 
     atomic_write_json(run_dir / "result.json", result)
@@ -622,12 +682,11 @@ def stop_numbers(m: dict) -> dict:
     stop = m.get("stopping")
     if not isinstance(stop, dict):
         return {}
-    gap = (m.get("reference_gap") or {}).get("gap", {})
     return {
         "steps": m.get("trained_steps"),
         "reached": stop["reached"],
-        "avg_gap": gap.get("avg_gap"),
-        "avg_shortfall": gap.get("avg_shortfall"),
+        "avg_gap": None,
+        "avg_shortfall": None,
         **gap_numbers(m),
     }
 
@@ -887,9 +946,9 @@ def dry_run(args, out: Path) -> tuple[float, float]:
     for j in sweep + forms + held:
         f = Path(j["run_dir"]) / "result.json"
         if f.is_file():
-            measured.setdefault((j["phase"], j["label"]), []).append(
-                json.loads(f.read_text())["job_seconds"]
-            )
+            r = json.loads(f.read_text())
+            seconds = r.get("job_cpu_seconds") or r["job_seconds"]  # wall before CPU was kept
+            measured.setdefault((j["phase"], j["label"]), []).append(seconds)
     total = 0.0
     phases = (
         ("sweep", sweep),
@@ -974,7 +1033,7 @@ def _sweep_then_held_out(args, out: Path, pool) -> tuple:
     held_list = heldout_jobs(args, out, points)
     if any(not _done(j) for j in held_list):
         train_references(args, pool)
-    held_results = run_all(held_list, pool)
+    held_results = [with_stored_references(r, args, out) for r in run_all(held_list, pool)]
     return sweep_list, sweep, curves, points, held_list, held_results
 
 

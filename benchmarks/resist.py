@@ -21,10 +21,13 @@ Per concept C (a digit word or a style of the tiny text-to-image world) the same
 ``scripts/erase_concept.py --concept C`` and the tiny world retrained without C's images and
 prompts (``erase.reference.concept_reference``, about 25 CPU-minutes); relearning uses the
 original's images of C, 50 judged images per point, and the world's judge, checked by
-``embedded-svm`` (SVMs on raw pixels: another model family). ``--noise_floor`` adds each
-target's reference of seed 1: the Avg. Gap between the two references, printed beside each
-run's, is the gap below which a run cannot be told from retraining. Finished runs and attacks are reused, so the benchmark resumes. Writes
-``table.md`` and ``table.json``.
+``embedded-svm`` (SVMs on raw pixels: another model family). ``--reference_seeds K`` measures
+each run against the mean of K references of seeds 0..K-1 (one retraining is one draw: two
+retrainings without "zero" differ by 70 points after 10 relearning steps), and their spread is
+the noise floor, printed beside each run's Avg. Gap: the gap below which a run cannot be told
+from retraining (``--noise_floor`` is K = 2); the reference's relearning curve in the table is
+the mean of the K, its benign curve seed 0's. Finished runs and attacks are reused, so the
+benchmark resumes. Writes ``table.md`` and ``table.json``.
 """
 
 from __future__ import annotations
@@ -75,14 +78,20 @@ def parse_args(argv=None):
     )
     p.add_argument("--reference", default=None, help="a reference folder for every digit (tests)")
     p.add_argument(
-        "--noise_floor",
-        action="store_true",
-        help="also the reference of seed 1 per target: the Avg. Gap between the two references "
-        "is the noise floor, below which a run cannot be told from retraining (another 15–30 "
-        "CPU-minutes a target)",
+        "--reference_seeds",
+        type=int,
+        default=1,
+        help="references per target (seeds 0..K-1, 15–30 CPU-minutes each): each run is "
+        "measured against their mean, and from two on their spread is the noise floor, below "
+        "which a run cannot be told from retraining (default 1)",
     )
+    p.add_argument("--noise_floor", action="store_true", help="--reference_seeds 2 at least")
     p.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
     args = p.parse_args(argv)
+    if args.reference_seeds < 1:
+        p.error("--reference_seeds must be >= 1")
+    if args.noise_floor:
+        args.reference_seeds = max(args.reference_seeds, 2)
     args.relearn_steps, args.benign_steps, args.gap = RELEARN_STEPS, BENIGN_STEPS, True
     args.kind_flags = {}
     if args.smoke:  # the originals stand in for the references: the plumbing, not the floor
@@ -121,10 +130,10 @@ def reference_for(kind: str, name: str, args, seed: int = 0) -> str:
 
 
 def gap_references(kind: str, name: str, args) -> list[str]:
-    """The ``--reference`` folders of a run: seed 0's, and seed 1's with ``--noise_floor``."""
+    """The ``--reference`` folders of a run: seeds ``0..--reference_seeds-1``."""
     if not args.gap:
         return []
-    return [reference_for(kind, name, args, seed) for seed in (0, 1)[: 1 + args.noise_floor]]
+    return [reference_for(kind, name, args, seed) for seed in range(args.reference_seeds)]
 
 
 def erase(run_dir: Path, kind: str, name: str, method: str, references: list[str], args) -> dict:

@@ -2,7 +2,7 @@
 
 On the embedded text-to-image world every model — the erased run, the reference (the tiny
 world retrained without the concept's images and prompts, :func:`erase.reference.concept_reference`)
-and an optional second reference of another seed (the noise floor) — is judged by the world's
+and optional further references of other seeds (their mean and the noise floor) — is judged by the world's
 judge on the same prompts and seeds (``evaluate_world``) and attacked with the same relearning
 probe (``eval/attack.py --attack relearn``: the original's images of the concept, AdamW 1e-4,
 batch 32, judged after 5, 10 and 20 steps). Erased share and kept accuracy are the comparison
@@ -91,29 +91,83 @@ def relearn_share_curve(model_dir: Path, original: str, settings: dict, workdir:
     return [curve_points(p) for p in result["curve"]]
 
 
-def concept_gap(out: Path, args, metrics: dict, concept, images_per_class: int) -> dict:
-    """Measure the erased pipeline saved in ``out`` and its references alike; the gap record."""
+def model_measures(
+    model_dir: Path,
+    workdir: Path,
+    concept_name: str,
+    before: dict,
+    images_per_class: int,
+    relearn: dict,
+    original: str = "embedded",
+    model_metrics: dict | None = None,
+) -> dict:
+    """One pipeline's measures — erased, kept, FID and its relearning curve — judged on the
+    world's prompts and seeds (its own evaluation when ``model_metrics`` is given)."""
     from .concept_eval import concept_words, evaluate_world, summarize
     from .embedded.tiny_sd import load_tiny_sd
+    from .reference_gap import with_relearn_curve
+
+    if model_metrics is None:
+        after = evaluate_world(load_tiny_sd(model_dir), images_per_class)
+        model_metrics = summarize(concept_words(concept_name), before, after)
+    curve = relearn_share_curve(model_dir, original, relearn, workdir)
+    m = concept_measures(model_metrics)
+    return with_relearn_curve({k: m[k] for k in ("erased", "kept", "fid")}, curve)
+
+
+def measure_settings(images_per_class: int, relearn: dict, original: str = "embedded") -> dict:
+    """What a reference's measures depend on: their cache key."""
+    return {"images_per_class": images_per_class, "relearn": relearn, "original": original}
+
+
+def reference_measures(
+    folder: Path,
+    concept_name: str,
+    before: dict,
+    images_per_class: int,
+    relearn: dict,
+    original: str = "embedded",
+) -> dict:
+    """A reference's measures, cached by the settings that define them (so every run — and
+    ``benchmarks/reference_spread.py`` — judged alike measures each reference once)."""
+    from .reference_gap import measures_dir
+
+    settings = measure_settings(images_per_class, relearn, original)
+    return cached_measures(
+        folder,
+        settings,
+        lambda: model_measures(
+            folder,
+            measures_dir(folder) / "relearn",
+            concept_name,
+            before,
+            images_per_class,
+            relearn,
+            original,
+        ),
+    )
+
+
+def concept_gap(out: Path, args, metrics: dict, concept, images_per_class: int) -> dict:
+    """Measure the erased pipeline saved in ``out`` and its references alike; the gap record."""
     from .reference import training_cost
-    from .reference_gap import measures_dir, with_relearn_curve
 
     refs = reference_folders(args.reference, concept.name)
     original = args.pretrained_model_name_or_path or "embedded"
     relearn = relearn_settings(concept.name, len(concept.forget), args.seed)
-
-    def measures(model_dir: Path, workdir: Path, model_metrics: dict | None = None) -> dict:
-        if model_metrics is None:
-            after = evaluate_world(load_tiny_sd(model_dir), images_per_class)
-            model_metrics = summarize(concept_words(concept.name), metrics["before"], after)
-        curve = relearn_share_curve(model_dir, original, relearn, workdir)
-        m = concept_measures(model_metrics)
-        return with_relearn_curve({k: m[k] for k in ("erased", "kept", "fid")}, curve)
-
-    run = measures(out, out / "reference_gap" / "relearn", metrics)
-    settings = {"images_per_class": images_per_class, "relearn": relearn, "original": original}
+    before = metrics["before"]
+    run = model_measures(
+        out,
+        out / "reference_gap" / "relearn",
+        concept.name,
+        before,
+        images_per_class,
+        relearn,
+        original,
+        model_metrics=metrics,
+    )
     references = [
-        cached_measures(f, settings, lambda f=f: measures(f, measures_dir(f) / "relearn"))
+        reference_measures(f, concept.name, before, images_per_class, relearn, original)
         for f in refs
     ]
     record = gap_record(run, references)

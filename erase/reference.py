@@ -3,7 +3,8 @@
 It is the yardstick of the unlearning literature (the seed paper's Fig. 1A measures each
 method's discrepancy to it): how close is an erased model to one that never learned the
 concept? It is also the floor of robustness: how fast a model that never saw the concept
-learns it from the attacker's images. Two references of different seeds give the noise floor.
+learns it from the attacker's images. Several references of different seeds give their mean,
+which the run is measured against, and the noise floor (:mod:`erase.reference_gap`).
 
 References are trained on demand into the user cache (``$ERASE_CACHE_DIR/references/``, never
 committed: their figures are) and their cost is recorded, since that cost is what erasure saves.
@@ -37,7 +38,7 @@ def digits_reference(forget_classes, seed: int = 0, progress: bool = True) -> Pa
 
     Same recipe as the committed original (``erase.embedded.ddpm.train_digits_ddpm``: steps,
     batch, schedule, EMA, the train split) with those classes' images removed; seed 0 is the
-    original's seed, seed 1 the second reference of the noise floor.
+    original's seed; seeds 1, 2, … the further references of the mean and the noise floor.
     """
     folder = digits_reference_path(forget_classes, seed)
     if _trained(folder):
@@ -104,16 +105,25 @@ CONCEPT_RECIPE = "scripts/train_tiny_sd.py --exclude_concept C"
 
 
 def check_reference_specs(specs, what: str = "model folder", recipe: str = CLASS_RECIPE) -> None:
-    """``--reference`` before any work: one or two (the second: the noise floor), each ``auto``,
-    ``off`` or a folder with ``unet/config.json``; ``recipe`` says how to train one."""
-    if len(specs) > 2:
-        raise EraseError("--reference takes one or two references (the second: the noise floor)")
+    """``--reference`` before any work: each ``auto`` (at position i: seed i), ``off`` or a
+    folder with ``unet/config.json``; ``recipe`` says how to train one. From two on, the run is
+    measured against their mean and they give the noise floor."""
     for spec in specs:
         if spec not in (None, "auto", "off") and not (Path(spec) / "unet" / "config.json").exists():
             raise EraseError(
                 f"--reference {spec!r} is not a {what} with unet/config.json; pass a model "
                 f"retrained without the concept ({recipe}) or auto"
             )
+
+
+def reference_specs(specs):
+    """``--reference`` as the run uses it: None for no reference (not given, or ``off``),
+    else the checked list."""
+    if not specs or list(specs) == ["off"]:
+        return None
+    if "off" in specs:
+        raise EraseError("--reference off takes no other reference (drop 'off' or the others)")
+    return list(specs)
 
 
 def _resolve(spec, train, what: str, recipe: str) -> Path | None:

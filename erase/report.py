@@ -139,7 +139,8 @@ def _gap_columns(record) -> dict:
             cols[f"{k} (run vs reference)"] = f"{_fmt(run[k])} vs {_fmt(ref[k])}"
     floor = (record.get("noise_floor") or {}).get("avg_gap")
     if _number(floor) is not None:
-        cols["noise floor (two references)"] = floor
+        n = (record.get("noise_floor") or {}).get("references", 2)
+        cols[f"noise floor ({n} references)"] = floor
     return cols
 
 

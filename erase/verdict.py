@@ -5,7 +5,7 @@ judge's verdict), the stopping rule, and the gap to the exact-unlearning referen
 
 from __future__ import annotations
 
-from .reference_gap import AVG_GAP_RELEARN_STEP, summary_line
+from .reference_gap import AVG_GAP_RELEARN_STEP, reference_count, summary_line
 from .stopping import describe_stop
 
 
@@ -58,12 +58,21 @@ def _against_reference(record: dict | None) -> str:
             text += ", but only by doing better than it: its Avg. Shortfall is within the floor"
         text += "."
     else:
-        text += " One reference: `--reference auto auto` adds the noise floor."
+        text += (
+            " One reference: `--reference auto auto auto` measures against the mean of three "
+            "retrainings and adds the noise floor."
+        )
     k = f"relearn@{AVG_GAP_RELEARN_STEP}"
     run, ref = record.get("run", {}), record.get("reference", {})
+    n = reference_count(record)
+    never = (
+        "in a model that never learned it, {}"
+        if n == 1
+        else f"in {n} models that never learned it, {{}} on average"
+    )
     if run.get(k) is not None and ref.get(k) is not None:
         text += (
             f" After {AVG_GAP_RELEARN_STEP} relearning steps it is back in {run[k]:.0%} of "
-            f"the samples; in a model that never learned it, {ref[k]:.0%}."
+            f"the samples; {never.format(f'{ref[k]:.0%}')}."
         )
     return text

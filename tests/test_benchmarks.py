@@ -54,17 +54,18 @@ def _json(path: Path):
 
 @pytest.fixture(scope="module")
 def class_comparison(tmp_path_factory) -> Path:
-    """``compare_methods.py --smoke``: lur and joint on digit 7, seed 0."""
+    """``compare_methods.py --smoke --attacks relearn``: lur and joint on digit 7, seed 0,
+    each attacked (one run serves the table's, the attack column's and forget_ua's tests)."""
     out = tmp_path_factory.mktemp("bench") / "compare"
-    _bench("compare_methods", "--output_dir", out)
+    _bench("compare_methods", "--output_dir", out, "--attacks", "relearn")
     return out
 
 
 @pytest.fixture(scope="module")
 def concept_comparison(tmp_path_factory) -> Path:
-    """``compare_concepts.py --smoke``: lur and joint erasing 'three'."""
+    """``compare_concepts.py --smoke --attacks unlearndiff``: lur and joint erasing 'three'."""
     out = tmp_path_factory.mktemp("bench") / "concepts"
-    _bench("compare_concepts", "--output_dir", out)
+    _bench("compare_concepts", "--output_dir", out, "--attacks", "unlearndiff")
     return out
 
 
@@ -78,6 +79,13 @@ def test_compare_methods_smoke(class_comparison):
         assert row["fid_remaining"][0] >= 0 and row["erasure_seconds"][0] > 0
     md = (class_comparison / "table.md").read_text()
     assert "| lur |" in md and "| joint |" in md and "| original |" in md
+    # --attacks: one pre-ASR → ASR column per attack, the attack's own numbers
+    for method in ("lur", "joint"):
+        a = _json(class_comparison / f"{method}-seed0" / "attack-relearn" / "attack.json")
+        got = table["methods"][method]["attacks"]["relearn"]
+        assert (got["pre_asr"], got["asr"]) == (a["pre_asr"], a["asr"])
+        assert got["curve"] == [[p["steps"], p["share"]] for p in a["curve"]]
+    assert "relearn: pre-ASR → ASR (%)" in md
 
 
 def test_forget_ua_smoke(class_comparison):
@@ -109,7 +117,12 @@ def test_compare_concepts_smoke(concept_comparison):
         assert m["erased_digits"]
         for k in ("forget_digit_accuracy_before", "forget_digit_accuracy_after"):
             assert 0 <= m[k] <= 1
-    assert "| lur |" in (concept_comparison / "table.md").read_text()
+    md = (concept_comparison / "table.md").read_text()
+    assert "| lur |" in md
+    a = _json(concept_comparison / "three-lur" / "attack-unlearndiff" / "attack.json")
+    assert table["three/lur"]["attacks"]["unlearndiff"]["asr"] == a["asr"]
+    assert "unlearndiff: pre-ASR → ASR (%)" in md
+    assert f"{100 * a['pre_asr']:.0f} → {100 * a['asr']:.0f}" in md
 
 
 @pytest.mark.slow
@@ -223,16 +236,21 @@ def _frontier_smoke(out: Path, task: str, methods: set, *args: str) -> None:
 
 
 def test_frontier_smoke(tmp_path):
-    """``frontier.py --smoke`` (class): every method, 2 knob values on digit 1, held out on 0."""
-    _frontier_smoke(tmp_path, "class", {"lur", "joint", "pcgrad", "salun", "esd", "ga"})
+    """``frontier.py --smoke`` (class): one method of each knob the concept smoke does not
+    sweep (λ: lur and joint; sparsity: salun; steps: ga — pcgrad's λ is joint's, esd's η is in
+    the concept smoke), 2 knob values on digit 1, held out on 0."""
+    methods = {"lur", "joint", "salun", "ga"}
+    _frontier_smoke(tmp_path, "class", methods, "--methods", *sorted(methods))
     jobs = [p for p in (tmp_path / "class").glob("*/*") if (p / "result.json").is_file()]
-    assert len(jobs) == 6 * 2 + 6  # resumable: a second call would skip every one of them
+    assert len(jobs) == 4 * 2 + 4  # resumable: a second call would skip every one of them
+    # each job's CPU seconds, which the dry run times the rest from whatever the load was
+    assert all(_json(p / "result.json")["job_cpu_seconds"] > 0 for p in jobs)
     # a run of one method (all its jobs done: skipped) leaves the report over every method
     _bench("frontier", "--task", "class", "--methods", "joint", "--output_dir", tmp_path)
     data = _json(tmp_path / "class" / "frontier.json")
-    assert set(data["held_out_results"]) == {"lur", "joint", "pcgrad", "salun", "esd", "ga"}
+    assert set(data["held_out_results"]) == methods
     md = (tmp_path / "class" / "frontier.md").read_text()
-    assert "| **lur** |" in md and "| **esd** |" in md
+    assert "| **lur** |" in md and "| **ga** |" in md
 
 
 @pytest.mark.slow
@@ -345,9 +363,62 @@ def test_frontier_equal_erasure_trains_each_reference_once_before_the_held_out_r
         assert first == "auto" and (second == "auto") == (j["concept"] == "0")
     fr.dry_run(args, tmp_path / "out" / "class")
     assert "references: 7 (6 to train, ~1520 s each)" in capsys.readouterr().out
+    # --reference_seeds 3: seeds 0-2 of every digit, each run measured against all three
+    args = fr.parse_args([*flags, "--reference", "--reference_seeds", "3"])
+    assert len(fr.reference_specs(args)) == 3 * len(digits)
+    for j in fr.heldout_jobs(args, tmp_path, {"lur": {"value": 0.5}, "joint": {"value": 1.0}}):
+        after = j["argv"][j["argv"].index("--reference") + 1 :]
+        assert after[:3] == ["auto"] * 3 and after[3] != "auto"
+    with pytest.raises(SystemExit):
+        fr.parse_args([*flags, "--reference_seeds", "2"])  # without --reference
     # the fixed-budget frontier, or equal erasure without --reference, trains none
     assert fr.reference_specs(fr.parse_args(flags)) == []
     assert fr.reference_specs(fr.parse_args(["--task", "class", "--reference"])) == []
+
+
+def test_frontier_brings_results_up_to_the_references_measured_since(monkeypatch, tmp_path):
+    """A held-out result measured against seed 0 only, once --reference_seeds 2 asks for two:
+    the seed-1 reference's measures, taken since with the run's own probe settings (by a run or
+    reference_spread.py), are added and the gap recomputed against the mean, in result.json
+    too; without them the result stays as it was."""
+    import json
+
+    from erase.concept_reference import measure_settings, relearn_settings
+    from erase.concepts import resolve_concept
+    from erase.reference import concept_reference_path
+    from erase.reference_gap import _key, gap_record, measures_dir
+
+    fr = _frontier_module(monkeypatch)
+    monkeypatch.setenv("ERASE_CACHE_DIR", str(tmp_path / "cache"))
+    flags = ["--task", "concept", "--methods", "lur", "--equal_erasure", "0.95", "--reference"]
+    args = fr.parse_args([*flags, "--reference_seeds", "2"])
+    run = {"erased": 0.96, "kept": 0.95, "relearn@5": 0.8, "relearn@10": 1.0}
+    ref0 = {"erased": 1.0, "kept": 0.97, "relearn@5": 0.2, "relearn@10": 0.76}
+    ref1 = {"erased": 0.98, "kept": 0.97, "relearn@5": 0.04, "relearn@10": 0.06}
+    out = tmp_path / "out" / "concept"
+    job = {"concept": "thick", "label": "lur", "seed": 1, "run_dir": "elsewhere/thick-lur-s1"}
+    numbers = fr.gap_numbers({"reference_gap": gap_record(run, [ref0])})
+    result = {"job": job, "erased": 0.97, **numbers}
+    assert fr.with_stored_references(result, args, out) is result  # seed 1 not measured yet
+    folder = concept_reference_path(["thick"], 1)
+    (folder / "unet").mkdir(parents=True)
+    relearn = relearn_settings("thick", len(resolve_concept("thick").forget), 1)
+    cached = measures_dir(folder)
+    cached.mkdir(parents=True)
+    key = _key(measure_settings(40, relearn))  # the key the gap probe caches them under
+    (cached / f"{key}.json").write_text(json.dumps({"measures": ref1}))
+    (out / "heldout" / "thick-lur-s1").mkdir(parents=True)
+    updated = fr.with_stored_references(result, args, out)
+    assert updated["each_reference"] == [ref0, ref1] and updated["erased"] == 0.97
+    assert updated["gap_reference"]["relearn@10"] == pytest.approx(0.41)
+    assert updated["avg_gap"] == pytest.approx((0.03 + 0.02 + 0.59) / 3)
+    assert updated["noise_floor"] == pytest.approx((0.02 + 0.0 + 0.70) / 3)
+    stored = json.loads((out / "heldout" / "thick-lur-s1" / "result.json").read_text())
+    assert stored["avg_gap"] == pytest.approx(updated["avg_gap"])
+    assert fr.with_stored_references(updated, args, out) is updated  # two of two: as it is
+    # another run seed's probe is another measurement: not taken from seed 1's
+    other = {**result, "job": {**job, "seed": 2}}
+    assert fr.with_stored_references(other, args, out) is other
 
 
 def test_frontier_jobs_report_their_failure_instead_of_raising(tmp_path, monkeypatch):
@@ -401,6 +472,18 @@ def test_frontier_results_take_the_reference_numbers_afresh_from_the_runs_metric
     assert json.loads((tmp_path / "result.json").read_text())["gap_reference"] == ref
     (tmp_path / "metrics.json").unlink()
     assert fr._read_result(tmp_path)["gap_reference"] == ref
+    # a record written when the first of two references was the reference, and its gap was
+    # to that one: recomputed against the two references' mean, the floor between them
+    ref1 = {"erased": 1.0, "kept": 0.95, "relearn@5": 0.0, "relearn@10": 0.1}
+    old = {"run": run, "reference": ref, "second_reference": ref1, "gap": {"avg_gap": 0.1}}
+    (tmp_path / "metrics.json").write_text(json.dumps({**metrics, "reference_gap": old}))
+    result = fr._read_result(tmp_path)
+    assert result["gap_reference"] == pytest.approx(
+        {"erased": 1.0, "kept": 0.96, "relearn@5": 0.1, "relearn@10": 0.3}
+    )
+    assert result["avg_gap"] == pytest.approx((0.04 + 0.01 + 0.4) / 3)
+    assert result["noise_floor"] == pytest.approx((0.0 + 0.02 + 0.4) / 3)
+    assert result["each_reference"] == [ref, ref1]
 
 
 def test_frontier_steplog_summary(monkeypatch, tmp_path):
@@ -564,7 +647,8 @@ def test_frontier_report_rebuilds_the_committed_equal_erasure_tables(tmp_path):
         elif not line.startswith("|---"):
             assert line.count("|") == header, line
     assert "## Against the model that never learned the concept" in md
-    assert "never learned (seed 1): the noise floor" in md
+    assert "| zero | never learned (seed 1) |" in md
+    assert "| zero | never learned, mean of 2 (gap: the noise floor) | 2 |" in md
     chosen = json.loads((committed / "frontier.json").read_text())["lur_form"]["chosen"]
     assert f"Chosen: **{chosen}**." in md and f"| **{chosen} ←** |" in md
 
@@ -646,7 +730,11 @@ def test_frontier_reference_table_sets_the_never_learned_model_beside_each_metho
         "| **zero** | never learned (seed 0) | 1 | 100.0 | 97.0 | 1.50 | 20.0 / 50.0 / 80.0 |"
         in text
     )
-    assert "| zero | never learned (seed 1): the noise floor | 1 | 100.0 | 96.0 |" in text
+    assert "| zero | never learned (seed 1) | 1 | 100.0 | 96.0 |" in text
+    floor = f"{results[0]['noise_floor']:.3f}"
+    mean = "| 100.0 | 96.5 | 1.50 | 25.0 / 50.0 / 85.0 | " + floor + " |"
+    assert "| zero | never learned, mean of 2 (gap: the noise floor) | 2 " + mean in text
+    assert "thick | never learned, mean" not in text  # one reference: no mean, no floor
     # lur on zero: the mean of its two runs (back after 10: 60 and 80 %), Avg. Gap their mean
     lur_gap = statistics.mean(r["avg_gap"] for r in results[:2])
     assert f"| zero | lur | 2 | 96.0 | 95.0 | 1.50 | 40.0 / 70.0 / 100.0 | {lur_gap:.3f} |" in text
@@ -832,6 +920,29 @@ def test_frontier_workers_exit_when_the_frontier_process_dies(tmp_path):
         raise AssertionError(f"worker {pid} outlived its frontier process by 30 s")
 
 
+def test_reference_spread_smoke_sets_runs_beside_the_references_mean(tmp_path):
+    """benchmarks/reference_spread.py: each seed's reference measured by the gap probe, their
+    mean and noise floor, and a resist.py run's relearning curve judged budget by budget
+    against them (the original stands in for both seeds: the spread is 0)."""
+    import json
+
+    table = tmp_path / "table.json"
+    run = {"target": "zero", "method": "lur-resist", "erased": 0.97, "kept": 0.98}
+    run["relearn"] = {"curve": [[0, 0.0], [1, 0.0]]}  # no point at 2 steps: not judged there
+    table.write_text(json.dumps({"rows": [run, {**run, "target": "thick"}]}))
+    _bench("reference_spread", "--output_dir", tmp_path / "out", "--runs", table)
+    r = _json(tmp_path / "out" / "spread.json")["results"][0]
+    assert r["concept"] == "zero" and r["seeds"] == [0, 1] and r["steps"] == [1, 2]
+    assert r["each"][0] == r["each"][1] and r["noise_floor"]["avg_gap"] == 0.0
+    assert r["mean"]["relearn@2"] == r["each"][0]["relearn@2"]
+    [mine] = r["runs"]  # thick's row is another concept's
+    assert mine["at_or_below_mean"] == {"1": True, "2": None}
+    md = (tmp_path / "out" / "spread.md").read_text()
+    assert "| **mean of 2** (noise floor) |" in md and "| `lur-resist` (table.json) |" in md
+    assert "back no faster than the mean at 1 of 2 budgets" in md
+    assert (tmp_path / "out" / "spread.png").stat().st_size > 0
+
+
 def test_resist_smoke(tmp_path):
     """benchmarks/resist.py: erase, relearn and benign attacks with a reference and the check
     judge, one row per method with both curves and the judges' disagreement."""
@@ -854,8 +965,8 @@ def test_resist_smoke(tmp_path):
 
 
 def test_resist_passes_both_references_and_prints_the_noise_floor(monkeypatch):
-    """--noise_floor: each run gets the seed-0 and seed-1 references, and the table prints the
-    references' Avg. Gap beside the run's."""
+    """--noise_floor: each run gets the seed-0 and seed-1 references (--reference_seeds K:
+    seeds 0..K-1), and the table prints the references' Avg. Gap beside the run's."""
     resist = _load_benchmark(BENCH / "resist.py", monkeypatch)
     args = resist.parse_args(["--digits", "6", "--noise_floor"])
     import erase.reference
@@ -867,6 +978,8 @@ def test_resist_passes_both_references_and_prints_the_noise_floor(monkeypatch):
     assert resist.gap_references("class", "6", args) == ["ref-6-seed0", "ref-6-seed1"]
     args = resist.parse_args(["--digits", "6"])
     assert resist.gap_references("class", "6", args) == ["ref-6-seed0"]
+    args = resist.parse_args(["--digits", "6", "--reference_seeds", "3"])
+    assert resist.gap_references("class", "6", args) == [f"ref-6-seed{k}" for k in range(3)]
     metrics = {
         "unlearning_accuracy": 0.96,
         "retained_accuracy": 0.97,

@@ -56,7 +56,7 @@ def _erase(tmp_path, *flags):
         (["--concept", "a photo of a cat", "--reference", "auto"], "neither"),
         (["--concept", "thick", "--reference", "no/such/folder"], "not a pipeline folder"),
         (["--concept", "thick", "--reference", "auto", "--no_eval"], "embedded world's judge"),
-        (["--concept", "thick", "--reference", "auto", "auto", "auto"], "one or two"),
+        (["--concept", "thick", "--reference", "auto", "off"], "takes no other reference"),
         (["--concept", "thick", "--reference", "auto", "--save_format", "unet"], "saved pipeline"),
     ],
 )

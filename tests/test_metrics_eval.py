@@ -505,7 +505,7 @@ def test_the_erased_share_interval_is_wilsons():
 
 def test_the_cards_answer_says_whether_the_run_can_be_told_from_retraining():
     """The "Is it gone?" section of both model cards: the erased share with its interval and
-    the second judge, and against the reference the verdict the noise floor allows."""
+    the second judge, and against the references' mean the verdict the noise floor allows."""
     from erase.reference_gap import gap_record
     from erase.verdict import is_it_gone
 
@@ -515,13 +515,13 @@ def test_the_cards_answer_says_whether_the_run_can_be_told_from_retraining():
     text = "\n".join(is_it_gone(0.96, [0.87, 0.99], 50, "CNN", 0.94, None, gap_record(run, refs)))
     assert "96.0% of 50 new images" in text and "95 % interval 87.0%–99.0%" in text
     assert "second judge of another model family: 94.0%" in text
-    assert "Above the noise floor (5.6× the floor)" in text  # gap 0.15, floor 0.0267
-    assert "back in 90% of the samples; in a model that never learned it, 50%" in text
+    assert "Above the noise floor (5.1× the floor)" in text  # gap 0.137, floor 0.0267
+    assert "back in 90% of the samples; in 2 models that never learned it, 53% on average" in text
     same = "\n".join(is_it_gone(1.0, None, 50, None, None, None, gap_record(refs[1], refs)))
     assert "cannot tell it from retraining" in same
     one = "\n".join(is_it_gone(1.0, None, 50, None, None, None, gap_record(run, refs[:1])))
-    assert "`--reference auto auto` adds the noise floor" in one
-    assert "Avg. Shortfall 0.150" in text and "only by doing better" not in text
+    assert "`--reference auto auto auto` measures against the mean" in one
+    assert "Avg. Shortfall 0.137" in text and "only by doing better" not in text
     # harder to relearn than retraining and as erased: told apart, but only by doing better
     better = {"erased": 1.0, "kept": 0.975, "relearn@10": 0.20}
     text = "\n".join(is_it_gone(1.0, None, 50, None, None, None, gap_record(better, refs)))

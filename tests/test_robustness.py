@@ -1,6 +1,6 @@
 """Robustness (issue 12) around the attacks: the benchmark that regenerates the table, the
-report's and the comparisons' robustness columns, the attack optimizer flag and the knobs of
-the resisting variants, all on the embedded world."""
+report's robustness columns (the comparisons' are in test_benchmarks' compare smoke runs), the
+attack optimizer flag and the knobs of the resisting variants, all on the embedded world."""
 
 from __future__ import annotations
 
@@ -95,30 +95,6 @@ def test_report_reads_attacks_inside_and_next_to_a_run(robustness_smoke, tmp_pat
         row = next(line for line in report.splitlines() if line.startswith(f"| {name} |"))
         assert "→" in row
     assert "relearn attack (original | erased | attacked)" in report  # its grid is copied
-
-
-def test_comparisons_take_attacks(tmp_path):
-    """compare_methods/compare_concepts ``--attacks``: one pre-ASR → ASR column per attack."""
-    _bench("compare_methods", "--output_dir", tmp_path / "m", "--attacks", "relearn")
-    table = json.loads((tmp_path / "m" / "table.json").read_text())
-    for method in ("lur", "joint"):
-        a = json.loads(
-            (tmp_path / "m" / f"{method}-seed0" / "attack-relearn" / "attack.json").read_text()
-        )
-        got = table["methods"][method]["attacks"]["relearn"]
-        assert (got["pre_asr"], got["asr"]) == (a["pre_asr"], a["asr"])
-        assert got["curve"] == [[p["steps"], p["share"]] for p in a["curve"]]
-    assert "relearn: pre-ASR → ASR (%)" in (tmp_path / "m" / "table.md").read_text()
-
-    _bench("compare_concepts", "--output_dir", tmp_path / "c", "--attacks", "unlearndiff")
-    table = json.loads((tmp_path / "c" / "table.json").read_text())
-    a = json.loads(
-        (tmp_path / "c" / "three-lur" / "attack-unlearndiff" / "attack.json").read_text()
-    )
-    assert table["three/lur"]["attacks"]["unlearndiff"]["asr"] == a["asr"]
-    md = (tmp_path / "c" / "table.md").read_text()
-    assert "unlearndiff: pre-ASR → ASR (%)" in md
-    assert f"{100 * a['pre_asr']:.0f} → {100 * a['asr']:.0f}" in md
 
 
 def test_attack_optimizer_adam_couples_the_decay_into_the_step():

@@ -228,6 +228,33 @@ def test_gap_and_noise_floor_are_the_mean_absolute_differences():
     assert g["avg_shortfall"] == pytest.approx(g["avg_gap"])  # worse on every measure
 
 
+def test_several_references_are_averaged_and_their_spread_is_the_noise_floor():
+    """Three retrainings: the run is measured against their per-measure mean, the floor is each
+    reference's Avg. Gap to the mean of the other two, averaged; every reference is kept."""
+    refs = [
+        {"erased": 1.00, "kept": 0.97, "relearn@10": 0.76, "fid": 2.0},
+        {"erased": 0.98, "kept": 0.95, "relearn@10": 0.06, "fid": None},
+        {"erased": 0.96, "kept": 0.96, "relearn@10": 0.41, "fid": 2.4},
+    ]
+    run = {"erased": 0.95, "kept": 0.96, "relearn@10": 1.0, "fid": 3.0}
+    rec = gap_record(run, refs)
+    assert rec["reference"] == pytest.approx({"erased": 0.98, "kept": 0.96, "relearn@10": 0.41})
+    assert "fid" not in rec["reference"]  # one reference lacks it: no mean over fewer seeds
+    assert rec["gap"]["avg_gap"] == pytest.approx((0.03 + 0.0 + 0.59) / 3)
+    # leave one out: |1.00-0.97|,|0.97-0.955|,|0.76-0.235| ; |0.98-0.98|,|0.95-0.965|,|0.06-0.585|
+    # ; |0.96-0.99|,|0.96-0.96|,|0.41-0.41|
+    per_ref = [(0.03 + 0.015 + 0.525) / 3, (0.0 + 0.015 + 0.525) / 3, (0.03 + 0.0 + 0.0) / 3]
+    assert rec["noise_floor"]["avg_gap"] == pytest.approx(sum(per_ref) / 3)
+    assert rec["noise_floor"]["relearn@10"] == pytest.approx((0.525 + 0.525 + 0.0) / 3)
+    assert rec["noise_floor"]["references"] == 3 and rec["each_reference"] == refs
+    assert rec["indistinguishable_from_retraining"] is False
+    # with two, the floor is the gap between them, the reference their mean
+    two = gap_record(run, refs[:2])
+    assert two["noise_floor"]["avg_gap"] == pytest.approx(gaps(refs[1], refs[0])["avg_gap"])
+    assert two["reference"]["relearn@10"] == pytest.approx(0.41)
+    assert gap_record(run, refs[:1])["reference"] is refs[0] and "noise_floor" not in two["gap"]
+
+
 def test_the_shortfall_counts_only_where_the_run_does_worse_than_retraining():
     """Erasing more than the reference or coming back slower is a gap but not a shortfall."""
     ref0 = {"erased": 0.86, "kept": 0.98, "relearn@10": 0.74}

@@ -107,8 +107,9 @@ def add_reference_arg(p: argparse.ArgumentParser) -> None:
         default=None,
         help="measure the run against exact unlearning: 'auto' (the digits DDPM retrained "
         "without the forget classes, trained once into the cache, ~25 min a seed on a CPU) or "
-        "folder(s) of a model retrained without them (erase-train-ddpm --exclude_class); a "
-        "second one ('auto auto': seed 1) gives the noise floor (default: no reference)",
+        "folder(s) of a model retrained without them (erase-train-ddpm --exclude_class); "
+        "several ('auto auto auto': seeds 0, 1, 2) are averaged, and their spread is the noise "
+        "floor (default: no reference)",
     )
 
 
@@ -187,7 +188,11 @@ def resolve_inputs(args):
     """(method spec, stopping rule, output folder): every flag checked before anything loads."""
     validate_args(args)  # every number and path flag, before any work
     from erase.methods import get_method
+    from erase.reference import check_reference_specs, reference_specs
     from erase.runs import prepare_output_dir
+
+    args.reference = reference_specs(args.reference)  # off: none; folders checked before work
+    check_reference_specs(args.reference or [])
 
     method = get_method(args.method, CLASS_METHODS).with_overrides(
         forget_loss=args.forget_loss,

@@ -100,8 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="measure the run against exact unlearning (embedded world): 'auto' (the tiny "
         "world retrained without the concept's images and prompts, trained once into the "
         "cache, ~25 min a seed on a CPU) or folder(s) of a pipeline retrained without it "
-        "(scripts/train_tiny_sd.py --exclude_concept C); a second one ('auto auto': seed 1) "
-        "gives the noise floor (default: no reference)",
+        "(scripts/train_tiny_sd.py --exclude_concept C); several ('auto auto auto': seeds 0, "
+        "1, 2) are averaged, and their spread is the noise floor (default: no reference)",
     )
     return p
 
@@ -286,11 +286,13 @@ def resolve_inputs(args):
 
 def check_reference_args(args, concept) -> None:
     """``--reference`` before any work: the embedded world (its judge measures both models),
-    a concept it knows, folders that exist."""
+    a concept it knows, folders that exist; ``off`` becomes no reference."""
+    from erase.reference import CONCEPT_RECIPE, check_reference_specs, reference_specs
+
+    args.reference = reference_specs(args.reference)
     if not args.reference:
         return
     from erase.concept_reference import reference_concepts
-    from erase.reference import CONCEPT_RECIPE, check_reference_specs
 
     if args.pretrained_model_name_or_path is not None or args.no_eval:
         raise EraseError(
