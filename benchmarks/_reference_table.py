@@ -28,10 +28,7 @@ def gap_numbers(metrics: dict) -> dict:
     if not isinstance(record, dict) or not isinstance(record.get("reference"), dict):
         return {}
     record = regap(record)
-
-    def keep(m):
-        return {k: m.get(k) for k in MEASURES if isinstance(m.get(k), (int, float))}
-
+    keep = kept_measures
     each = [keep(m) for m in record.get("each_reference") or []]
     return {
         "gap_run": keep(record.get("run") or {}),
@@ -41,6 +38,11 @@ def gap_numbers(metrics: dict) -> dict:
         "avg_gap": record["gap"]["avg_gap"],
         "avg_shortfall": record["gap"]["avg_shortfall"],
     }
+
+
+def kept_measures(m: dict) -> dict:
+    """The measures a result keeps of a model: the table's, where they are numbers."""
+    return {k: m.get(k) for k in MEASURES if isinstance(m.get(k), (int, float))}
 
 
 def references_of_result(result: dict) -> list[dict]:

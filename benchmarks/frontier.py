@@ -34,7 +34,7 @@ judged at θ as well as at θ' (``lur-theta``).
 run times: class 4.6 h, concept 2.75 h; ``--lur_variants`` adds ≈ 3 h on the concept task and
 ≈ 11 h on the class task, timed from the variants' runs).
 
-``--equal_erasure 0.95 --reference`` is the equal-erasure comparison, sized for a night: it
+``--equal_erasure 0.95 --reference`` is the equal-erasure comparison: it
 reruns the held-out concepts at the operating points the committed fixed-budget comparison
 chose (``--points_from``; no sweep), every run stopped at the target and measured against its
 concept's exact-unlearning reference (seed 0; seed 1 as well for the first held-out concept,
@@ -43,9 +43,13 @@ against their mean), on all six held-out digits and the concept task's first fou
 concepts (``--held_out`` for others). Before the held-out runs it chooses ``lur``'s default
 form (``--choose_lur_form``, ``_lur_form.FORM_RULE``): plain ``lur`` and its six variants on the
 tuning concepts, seed 0, stopped at the target; the chosen form joins the held-out methods when
-it is a variant. The dry run puts it at ≈ 9.4 h on 2 cores from a fresh cache (12 references,
-2.2 h of it; the forms 0.8 h), counting each run at its fixed budget's steps; digit 8, which
-runs to the cap, can add up to an hour.
+it is a variant. From a fresh cache the dry run's model puts it at ≈ 9.4 h on 2 cores (12
+references, 2.2 h of it; the forms 0.8 h), counting each run at its fixed budget's steps; digit
+8, which runs to the cap, can add up to an hour. Once jobs have run, it times the rest from
+their CPU seconds (``job_cpu_seconds``; results written before it was kept give wall seconds,
+which grow with whatever shared the cores: the concept task's first runs, three or four to 2
+cores, put the rest at 11.9 h). Whether the whole comparison fits one night on idle cores is
+not measured yet.
 """
 
 from __future__ import annotations
@@ -507,15 +511,17 @@ def reference_specs(args) -> list[dict]:
 
 
 def with_stored_references(result: dict, args, out: Path) -> dict:
-    """A held-out concept result measured against fewer references than its concept has now
-    (``--reference_seeds`` raised after it ran): the missing seeds' measures, where a run or
-    ``reference_spread.py`` already took them with this run's probe settings, are added and the
-    gap recomputed against the mean, in its ``result.json`` too. The run's own measures are as
-    they were, so this is what rerunning it would give. Otherwise (and on the class task, whose
-    references are measured with the run's evaluation) the result stays as it is."""
+    """A held-out concept result brought up to its concept's references as they are measured
+    now: each seed ``0..reference_seeds-1`` whose measures under this run's probe settings are
+    stored (by a run, or ``reference_spread.py``) replaces the result's copy or, where the
+    result had fewer references (``--reference_seeds`` raised since), joins it; the gap is
+    recomputed against their mean, in its ``result.json`` too. The run's own measures are as
+    they were, so this is what rerunning it would give. A result missing a seed that is not
+    stored either stays as it is, as do the class task's (their references are measured with
+    the run's own evaluation)."""
     if args.task != "concept" or "error" in result or not result.get("gap_reference"):
         return result
-    from _reference_table import references_of_result
+    from _reference_table import kept_measures, references_of_result
 
     from erase.concept_reference import measure_settings, relearn_settings
     from erase.concepts import resolve_concept
@@ -524,19 +530,18 @@ def with_stored_references(result: dict, args, out: Path) -> dict:
 
     job = result["job"]
     have = references_of_result(result)
-    want = reference_seeds(args, job["concept"])
-    if len(have) >= want:
-        return result
     n_prompts = len(resolve_concept(job["concept"]).forget)
     relearn = relearn_settings(job["concept"], n_prompts, job["seed"])
     settings = measure_settings(DEFAULT_EVAL["concept"], relearn)
-    extra = [
-        stored_measures(concept_reference_path([job["concept"]], seed), settings)
-        for seed in range(len(have), want)
-    ]
-    if None in extra:
+    refs = []
+    for seed in range(max(reference_seeds(args, job["concept"]), len(have))):
+        stored = stored_measures(concept_reference_path([job["concept"]], seed), settings)
+        if stored is None and seed >= len(have):
+            return result
+        refs.append(have[seed] if stored is None else kept_measures(stored))
+    if refs == have:
         return result
-    record = gap_record(result["gap_run"], have + extra)
+    record = gap_record(result["gap_run"], refs)
     updated = {**result, **gap_numbers({"reference_gap": record})}
     from erase.io import atomic_write_json
 

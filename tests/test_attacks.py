@@ -128,3 +128,34 @@ def test_an_image_classifier_folder_judges_by_its_labels(tmp_path):
     assert judge.sees(images) == [t in (1, 2) for t in top]
     with pytest.raises(EraseError, match="not one of"):
         make_judge(str(tmp_path), concept_name="x", labels=["zebra"])
+
+
+def test_the_originals_latents_reach_a_model_with_another_vae_as_its_own():
+    """The relearning and prompt attacks take the original's images as latents. A reference
+    retrained with another seed has its own VAE: the latents go through the original's decoder
+    and that model's encoder (an attacker holds images). With the original's VAE they are the
+    very same tensor, so every erased model's attack is unchanged."""
+    import copy
+
+    import torch
+
+    from erase.attacks import conditioning as C
+    from erase.embedded.tiny_sd import load_tiny_sd
+
+    original = load_tiny_sd()
+    erased = copy.copy(original)  # erasure leaves the VAE as it is
+    erased.vae = copy.deepcopy(original.vae)
+    latents = C.generate(original, C.encode_prompts(original, ["a photo of zero"] * 2), [1, 2],
+                         1.0, 4, output_type="latent")  # fmt: skip
+    assert C.same_vae(original, erased) and C.to_latent_space(latents, original, erased) is latents
+    other = copy.copy(original)  # the same images in a latent space scaled twice as wide
+    other.vae = copy.deepcopy(original.vae)
+    other.vae.register_to_config(scaling_factor=2 * original.vae.config.scaling_factor)
+    assert not C.same_vae(original, other)
+    moved = C.to_latent_space(latents, original, other)
+    # the codec's round trip is not exact: decoded images agree to its error, not to the bit
+    scale = original.vae.config.scaling_factor
+    again = original.vae.decode(moved / (2 * scale)).sample
+    first = original.vae.decode(latents / scale).sample
+    assert (again - first).abs().mean() < 0.1 * first.abs().mean()
+    assert moved.shape == latents.shape and not torch.equal(moved, latents)

@@ -380,7 +380,7 @@ def test_frontier_brings_results_up_to_the_references_measured_since(monkeypatch
     """A held-out result measured against seed 0 only, once --reference_seeds 2 asks for two:
     the seed-1 reference's measures, taken since with the run's own probe settings (by a run or
     reference_spread.py), are added and the gap recomputed against the mean, in result.json
-    too; without them the result stays as it was."""
+    too; without them the result stays as it was; measured again, they replace its copy."""
     import json
 
     from erase.concept_reference import measure_settings, relearn_settings
@@ -416,6 +416,12 @@ def test_frontier_brings_results_up_to_the_references_measured_since(monkeypatch
     stored = json.loads((out / "heldout" / "thick-lur-s1" / "result.json").read_text())
     assert stored["avg_gap"] == pytest.approx(updated["avg_gap"])
     assert fr.with_stored_references(updated, args, out) is updated  # two of two: as it is
+    # seed 1 measured again (a probe that fed it the original's latents was wrong): replaced
+    ref1b = {**ref1, "relearn@10": 0.46}
+    (cached / f"{key}.json").write_text(json.dumps({"measures": ref1b}))
+    fixed = fr.with_stored_references(updated, args, out)
+    assert fixed["each_reference"] == [ref0, ref1b]
+    assert fixed["gap_reference"]["relearn@10"] == pytest.approx(0.61)
     # another run seed's probe is another measurement: not taken from seed 1's
     other = {**result, "job": {**job, "seed": 2}}
     assert fr.with_stored_references(other, args, out) is other

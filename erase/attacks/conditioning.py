@@ -118,6 +118,42 @@ def generate(pipe, cond, seeds, guidance_scale, steps, output_type="pil"):
     ).images
 
 
+def same_vae(a, b) -> bool:
+    """Whether two pipelines share one latent space: the same VAE object, or equal weights and
+    the same scaling of its latents."""
+    if a.vae is b.vae:
+        return True
+    frame = ("scaling_factor", "shift_factor")
+    if any(getattr(a.vae.config, k, None) != getattr(b.vae.config, k, None) for k in frame):
+        return False
+    sa, sb = a.vae.state_dict(), b.vae.state_dict()
+    return sa.keys() == sb.keys() and all(
+        sa[k].shape == sb[k].shape and torch.equal(sa[k], sb[k].to(sa[k].device)) for k in sa
+    )
+
+
+@torch.no_grad()
+def to_latent_space(latents: torch.Tensor, source, target) -> torch.Tensor:
+    """``source``'s latents (scaled, as its UNet sees them) as ``target``'s UNet would see the
+    same images: decoded by ``source``'s VAE and encoded by ``target``'s (the distribution's
+    mean). The attacker holds images, not another model's latents: a model retrained with
+    another seed has its own VAE, and the original's latents mean nothing to it. Unchanged
+    where both pipelines share a VAE (every erased model and its original)."""
+    if same_vae(source, target):
+        return latents
+
+    def frame(vae):
+        return vae.config.scaling_factor, getattr(vae.config, "shift_factor", None) or 0.0
+
+    scale, shift = frame(source.vae)
+    src = next(source.vae.parameters())
+    images = source.vae.decode((latents / scale + shift).to(src.device, torch.float32)).sample
+    scale, shift = frame(target.vae)
+    dst = next(target.vae.parameters())
+    encoded = target.vae.encode(images.clamp(-1, 1).to(dst.device, dst.dtype)).latent_dist.mode()
+    return ((encoded.float() - shift) * scale).to(latents.device, latents.dtype)
+
+
 def decode_tokens(pipe, ids) -> str:
     """Token ids back to text, as a user would type them."""
     return pipe.tokenizer.decode(list(ids), skip_special_tokens=True).strip()

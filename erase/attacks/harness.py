@@ -53,7 +53,8 @@ def _baseline(erased, original, prompts, seeds, judge, out, target_latents=None)
             records.append(r)
     if target_latents is not None:  # the user's own images of the concept
         targets = [target_latents[i % len(target_latents)][None] for i in range(len(records))]
-    return records, torch.cat(targets)
+        return records, torch.cat(targets)
+    return records, C.to_latent_space(torch.cat(targets), original.pipe, erased.pipe)
 
 
 def prompt_attack(
@@ -128,6 +129,7 @@ def relearn_prompts(
                 for j, p in enumerate(train_prompts)
             ]
         )
+        targets = C.to_latent_space(targets, original.pipe, pipe)
     cond = C.encode_prompts(pipe, [train_prompts[j % n_images] for j in range(len(targets))])
     task = RelearnTask(targets, cond, predict_text, pipe.scheduler, batch, pipe.device)
     last: dict = {}
