@@ -70,10 +70,10 @@ def relearn_settings(
         # a second judge of another model family (SVMs on raw pixels) on every point, as
         # benchmarks/resist.py's attack has, so that benchmark reads the curve from here
         "check_judge": "embedded-svm",
-        # the attack's images reach each model in its own latent space (a reference of another
-        # seed has its own VAE; erase.attacks.conditioning.to_latent_space). Measures cached
+        # the attack's images reach each model in its own latent space: a reference of another
+        # seed has its own VAE (erase.attacks.conditioning.to_latent_space). Measures cached
         # before this fed such a reference the original's latents: their key differs
-        "targets": "the original's images, encoded by the attacked model's VAE",
+        "targets": "the original's latents; re-encoded by a model whose VAE is another",
     }
 
 
