@@ -73,7 +73,7 @@ def relearn_settings(
         # the attack's images reach each model in its own latent space: a reference of another
         # seed has its own VAE (erase.attacks.conditioning.to_latent_space). Measures cached
         # before this fed such a reference the original's latents: their key differs
-        "targets": "the original's latents; re-encoded by a model whose VAE is another",
+        "targets": "the original's latents; re-encoded where the VAE differs beyond float error",
     }
 
 

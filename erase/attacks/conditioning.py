@@ -7,6 +7,8 @@ a per-family adapter touches this module only.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..errors import EraseError
@@ -124,9 +126,10 @@ def same_vae(a, b) -> bool:
     seed on another machine has the original's VAE to ~1e-6; another seed's differs by ~1)."""
     if a.vae is b.vae:
         return True
-    frame = ("scaling_factor", "shift_factor")
-    if any(getattr(a.vae.config, k, None) != getattr(b.vae.config, k, None) for k in frame):
-        return False
+    for k in ("scaling_factor", "shift_factor"):  # computed from the data: float error too
+        x, y = getattr(a.vae.config, k, None) or 0.0, getattr(b.vae.config, k, None) or 0.0
+        if not math.isclose(x, y, rel_tol=1e-4, abs_tol=1e-8):
+            return False
     sa, sb = a.vae.state_dict(), b.vae.state_dict()
     return sa.keys() == sb.keys() and all(
         sa[k].shape == sb[k].shape
