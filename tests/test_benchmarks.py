@@ -206,62 +206,6 @@ def test_startup_smoke(tmp_path):
     assert row["cpu_to_first_step_s"] > 0
 
 
-def _frontier_smoke(out: Path, task: str, methods: set, *args: str) -> None:
-    _bench("frontier", "--task", task, "--output_dir", out, *args)
-    data = _json(out / task / "frontier.json")
-    assert set(data["sweep"]) == set(data["operating_points"]) == methods
-    assert set(data["held_out_results"]) == methods and not data["failed"]
-    for m, pts in data["sweep"].items():
-        assert len(pts) == 2 and data["operating_points"][m]["value"] in [p["value"] for p in pts]
-        held = data["held_out_results"][m]["all"]
-        lo, hi = held["erased_interval"]
-        assert held["samples"] == 4 and 0 <= lo <= held["erased_pooled"] <= hi <= 1
-        assert held["seconds_mean"] >= 0
-        # the robustness column: the relearning attack ran on every held-out model
-        assert 0 <= held["relearned_mean"] <= 1
-    assert all("relearned" in r and "relearn_n" in r for r in data["runs"] if r.get("ua_n"))
-    md = (out / task / "frontier.md").read_text()
-    assert all(f"| **{m}** |" in md for m in methods) and "time (s)" in md
-    assert "relearning steps (%)" in md
-    # the step logs of the sweep runs are summarised (cos of the forget and retain gradients)
-    log = data["sweep"]["lur"][0]["steplog"]
-    assert -1 <= log["cos_lookahead_first_half"] <= 1 and -1 <= log["cos_theta"] <= 1
-    assert log["loss_forget_end"] > 0
-    assert "What the step logs say" in md
-    assert (out / task / "frontier.png").stat().st_size > 1000
-    # lur against every baseline, on the one held-out concept of the smoke run
-    assert set(data["head_to_head"]) == {f"lur vs {m}" for m in methods - {"lur"}}
-    assert all(h["compared"] == 1 for h in data["head_to_head"].values())
-    assert "against each baseline" in md and "`lur` meets the target against" in md
-
-
-def test_frontier_smoke(tmp_path):
-    """``frontier.py --smoke`` (class): one method of each knob the concept smoke does not
-    sweep (λ: lur and joint; sparsity: salun; steps: ga — pcgrad's λ is joint's, esd's η is in
-    the concept smoke), 2 knob values on digit 1, held out on 0."""
-    methods = {"lur", "joint", "salun", "ga"}
-    _frontier_smoke(tmp_path, "class", methods, "--methods", *sorted(methods))
-    jobs = [p for p in (tmp_path / "class").glob("*/*") if (p / "result.json").is_file()]
-    assert len(jobs) == 4 * 2 + 4  # resumable: a second call would skip every one of them
-    # each job's CPU seconds, which the dry run times the rest from whatever the load was
-    assert all(_json(p / "result.json")["job_cpu_seconds"] > 0 for p in jobs)
-    # a run of one method (all its jobs done: skipped) leaves the report over every method
-    _bench("frontier", "--task", "class", "--methods", "joint", "--output_dir", tmp_path)
-    data = _json(tmp_path / "class" / "frontier.json")
-    assert set(data["held_out_results"]) == methods
-    md = (tmp_path / "class" / "frontier.md").read_text()
-    assert "| **lur** |" in md and "| **ga** |" in md
-
-
-@pytest.mark.slow
-def test_frontier_concept_smoke(tmp_path):
-    """The concept task's own knobs (λ, η, s_p, CA's λ); salun, ga, pcgrad and joint (λ, as
-    lur's) on a concept run in test_model_families and, in the frontier, in the class smoke run;
-    ca-noise is ca's knob with another anchor loss (tests/test_concept_ablation.py)."""
-    methods = {"lur", "esd", "uce", "ca"}
-    _frontier_smoke(tmp_path, "concept", methods, "--methods", *sorted(methods))
-
-
 def test_every_benchmark_has_a_smoke_run():
     """A new benchmark gets a --smoke mode and a smoke run: above, or in another test file
     that runs it with ``--smoke``."""
@@ -926,7 +870,7 @@ def test_frontier_workers_exit_when_the_frontier_process_dies(tmp_path):
         raise AssertionError(f"worker {pid} outlived its frontier process by 30 s")
 
 
-def test_reference_spread_smoke_sets_runs_beside_the_references_mean(tmp_path):
+def test_reference_spread_smoke(tmp_path):
     """benchmarks/reference_spread.py: each seed's reference measured by the gap probe, their
     mean and noise floor, and a resist.py run's relearning curve judged budget by budget
     against them (the original stands in for both seeds: the spread is 0)."""

@@ -67,6 +67,29 @@ def test_bad_references_are_refused_before_any_work(tmp_path, flags, message, ca
     assert not (tmp_path / "run" / "erase_config.json").exists()
 
 
+@pytest.mark.parametrize(
+    "refs, message",
+    [(["no/such/folder"], "not a model folder"), (["auto", "off"], "takes no other reference")],
+)
+def test_class_erasure_refuses_a_bad_reference_before_training(tmp_path, refs, message, capsys):
+    """erase_class checks --reference before any work (it had met a missing folder only after
+    training, when it came to measure the gap)."""
+    from erase.cli import erase_class
+
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as e:
+        erase_class.main(["--forget_class", "7", "--output_dir", str(out), "--reference", *refs])
+    assert e.value.code != 0 and message in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_reference_off_means_none():
+    from erase.reference import reference_specs
+
+    assert reference_specs(["off"]) is None and reference_specs(None) is None
+    assert reference_specs(["auto", "auto", "auto"]) == ["auto"] * 3
+
+
 def test_erase_concept_measures_its_gap_to_the_reference(tmp_path, monkeypatch, capsys):
     import erase.concept_reference as cr
 
