@@ -155,7 +155,7 @@ def to_latent_space(latents: torch.Tensor, source, target) -> torch.Tensor:
 
     scale, shift = frame(source.vae)
     src = next(source.vae.parameters())
-    images = source.vae.decode((latents / scale + shift).to(src.device, torch.float32)).sample
+    images = source.vae.decode((latents / scale + shift).to(src.device, src.dtype)).sample
     scale, shift = frame(target.vae)
     dst = next(target.vae.parameters())
     encoded = target.vae.encode(images.clamp(-1, 1).to(dst.device, dst.dtype)).latent_dist.mode()
