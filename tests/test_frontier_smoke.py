@@ -71,8 +71,9 @@ def test_frontier_smoke(tmp_path):
 
 @pytest.mark.slow
 def test_frontier_concept_smoke(tmp_path):
-    """The concept task's own knobs (λ, η, s_p, CA's λ); salun, ga and joint (λ, as lur's) on a
-    concept run in test_model_families and, in the frontier, in the class smoke run (pcgrad's λ
-    is joint's); ca-noise is ca's knob with another anchor loss (tests/test_concept_ablation.py)."""
-    methods = {"lur", "esd", "uce", "ca"}
+    """The concept task's own knobs (λ, η, s_p); salun, ga and joint (λ, as lur's) on a concept
+    run in test_model_families and, in the frontier, in the class smoke run (pcgrad's λ is
+    joint's); ca and ca-noise sweep lur's λ grid with their own losses
+    (tests/test_concept_ablation.py)."""
+    methods = {"lur", "esd", "uce"}
     _frontier_smoke(tmp_path, "concept", methods, "--methods", *sorted(methods))
