@@ -13,6 +13,8 @@ import statistics
 
 from _frontier_report import _p
 
+from erase.reference_gap import mean_measures, references_of
+
 STEPS = (5, 10, 20)
 MEASURES = ("erased", "kept", "fid", *(f"relearn@{s}" for s in STEPS))
 
@@ -46,20 +48,20 @@ def kept_measures(m: dict) -> dict:
 
 
 def references_of_result(result: dict) -> list[dict]:
-    """A result's references' measures; results stored before references were averaged keep
-    the first and an optional ``second_reference``."""
-    if result.get("each_reference"):
-        return result["each_reference"]
-    return [result["gap_reference"], *filter(None, [result.get("second_reference")])]
+    """A result's references' measures (``erase.reference_gap.references_of`` on the keys a
+    result stores them under)."""
+    return references_of(
+        {
+            "each_reference": result.get("each_reference"),
+            "reference": result["gap_reference"],
+            "second_reference": result.get("second_reference"),
+        }
+    )
 
 
 def _mean(xs):
     xs = [x for x in xs if isinstance(x, (int, float))]
     return statistics.mean(xs) if xs else None
-
-
-def _mean_measures(refs: list[dict]) -> dict:
-    return {k: _mean([r.get(k) for r in refs]) for k in MEASURES}
 
 
 def _row(lead: list, m: dict, gap=None, short=None) -> str:
@@ -116,7 +118,7 @@ def reference_table(results: list[dict], concepts: list[str], labels) -> list[st
                 f"never learned, mean of {len(refs)} (gap: the noise floor)",
                 len(refs),
             ]
-            lines.append(_row(lead, _mean_measures(refs), floor))
+            lines.append(_row(lead, mean_measures(refs), floor))
         for label in labels:
             rs = [r for r in mine if r["job"]["label"] == label]
             if not rs:

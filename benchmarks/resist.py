@@ -23,7 +23,7 @@ prompts (``erase.reference.concept_reference``, about 25 CPU-minutes); relearnin
 original's images of C, 50 judged images per point, and the world's judge, checked by
 ``embedded-svm`` (SVMs on raw pixels: another model family). ``--reference_seeds K`` measures
 each run against the mean of K references of seeds 0..K-1 (one retraining is one draw: two
-retrainings without "zero" differ by 70 points after 10 relearning steps), and their spread is
+seeds differ by up to 12 points in the share back after 10 relearning steps), and their spread is
 the noise floor, printed beside each run's Avg. Gap: the gap below which a run cannot be told
 from retraining (``--noise_floor`` is K = 2); the reference's relearning curve in the table is
 the mean of the K, its benign curve seed 0's. Finished runs and attacks are reused, so the

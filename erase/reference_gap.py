@@ -14,8 +14,8 @@ and how much more comes back, than the reference (0 where the run does at least 
 mean, the Avg. Shortfall. A run with Avg. Shortfall 0 is no worse than retraining on any measure.
 
 Two or more references of different seeds do two things. The run is measured against their
-mean, per measure: one retraining is one draw (on the embedded world two retrainings without
-"zero" differ by 70 points after 10 relearning steps), and the mean estimates retraining as
+mean, per measure: one retraining is one draw (on the embedded world two seeds differ by up to
+12 points in the share back after 10 relearning steps), and the mean estimates retraining as
 such. And they give the noise floor: the Avg. Gap of each reference to the mean of the others,
 averaged (with two: the gap between them). A run whose Avg. Gap is at or below it cannot be told
 apart from retraining by these measures; one whose Avg. Shortfall is at or below it is no worse

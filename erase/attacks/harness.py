@@ -53,8 +53,7 @@ def _baseline(erased, original, prompts, seeds, judge, out, target_latents=None)
             records.append(r)
     if target_latents is not None:  # the user's own images of the concept
         targets = [target_latents[i % len(target_latents)][None] for i in range(len(records))]
-        return records, torch.cat(targets)
-    return records, C.to_latent_space(torch.cat(targets), original.pipe, erased.pipe)
+    return records, torch.cat(targets)
 
 
 def prompt_attack(
@@ -62,6 +61,8 @@ def prompt_attack(
 ) -> tuple[list[AttackRecord], dict]:
     """``unlearndiff`` / ``soft_prompt`` per record, ``concept_inversion`` over all records."""
     records, x0 = _baseline(erased, original, prompts, seeds, judge, out, targets)
+    if targets is None:  # the original's latents: in the attacked model's latent space
+        x0 = C.to_latent_space(x0, original.pipe, erased.pipe)
     kw = _gen_kw(erased)
     extra = {}
     if attack == "concept_inversion":
