@@ -54,10 +54,11 @@ def ddpm_run(cifar_dir, tmp_path_factory, env):
 
 @pytest.fixture(scope="module")
 def judge_dir(cifar_dir, tmp_path_factory, env):
-    """Two epochs at 16×16 (~0.8 test accuracy; 17 CPU-seconds) (the full 32×32 one is measured separately)."""
+    """One epoch at 16×16 in batches of 32 (0.74 test accuracy, about 16 CPU-seconds; two in
+    batches of 64 reach 0.81 in twice the time; the full 32×32 one is measured separately)."""
     out = tmp_path_factory.mktemp("judge") / "judge"
-    args = ["--train_data", cifar_dir, "--output_dir", out, "--epochs", "2"]
-    args += ["--image_size", "16", "--batch_size", "64", "--learning_rate", "0.05"]
+    args = ["--train_data", cifar_dir, "--output_dir", out, "--epochs", "1"]
+    args += ["--image_size", "16", "--batch_size", "32", "--learning_rate", "0.02"]
     res = run_cli("scripts/train_judge.py", args, env)
     assert_ok(res)
     return out
@@ -114,7 +115,7 @@ def test_judge_outputs(judge_dir):
     metrics = json.loads((judge_dir / "metrics.json").read_text())
     config = json.loads((judge_dir / "judge_config.json").read_text())
     assert metrics["n_test"] == 450 and "test_batch" in metrics["test_split"]
-    assert metrics["test_accuracy"] > 0.5  # 10 classes: chance is 0.1; measured 0.81
+    assert metrics["test_accuracy"] > 0.5  # 10 classes: chance is 0.1; measured 0.74
     assert config["num_classes"] == 10 and config["image_size"] == 16
     assert config["channels"] == 3 and len(config["normalization"]["mean"]) == 3
     assert config["class_names"] == [str(i) for i in range(10)]

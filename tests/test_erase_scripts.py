@@ -4,23 +4,15 @@ world: output contract, a measurable erasure, and outputs that load in plain dif
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import ACCELERATE, cli_env, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-ACCELERATE = [sys.executable, "-m", "accelerate.commands.launch"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def launch(script: str, *args: str, timeout: int = 900) -> subprocess.CompletedProcess:
@@ -35,11 +27,13 @@ def launch(script: str, *args: str, timeout: int = 900) -> subprocess.CompletedP
         "--dynamo_backend",
         "no",
         "--main_process_port",
-        str(_free_port()),
+        str(free_port()),
         str(ROOT / "scripts" / script),
         *args,
     ]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    # one thread, offline, no progress bars: as every launched job of the suite (two pytest
+    # workers already fill two cores)
+    env = cli_env({"PYTHONUNBUFFERED": "1"})
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env, cwd=ROOT)
     assert res.returncode == 0, res.stderr[-3000:]
     return res
@@ -59,15 +53,19 @@ def test_erase_class_lur_forgets_digit_and_writes_the_output_contract(tmp_path):
         "--seed",
         "0",
         "--max_train_steps",
-        "30",
+        "15",
         "--stop_at_erased",
         "off",
         "--learning_rate",
-        "2e-4",
+        "4e-4",
         "--eval_samples_per_class",
         "12",
         "--num_inference_steps",
-        "20",
+        "10",
+        # random label's own anchors for 7 (test_class_task checks that the rule keeps all
+        # nine), given so that this run does not sample the rule's verdict again
+        "--anchor_classes",
+        *[str(c) for c in range(10) if c != 7],
     )
     for f in (
         "unet/config.json",
@@ -83,8 +81,8 @@ def test_erase_class_lur_forgets_digit_and_writes_the_output_contract(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("unlearning_accuracy", "retained_accuracy", "fid_remaining"):
         assert key in metrics and key in metrics["before"]
-    # 30 steps at twice the default rate already forget most of the digit (UA 0 → 0.9 when
-    # written): UA rises by a wide margin
+    # 15 steps at four times the default rate already forget most of the digit (UA 0 → 0.83,
+    # the SVM 0.83, when written): UA rises by a wide margin
     assert metrics["unlearning_accuracy"] >= metrics["before"]["unlearning_accuracy"] + 0.5
     # the second judge (an SVM, another model family) sees the same samples and agrees
     check = metrics["check_judge"]
@@ -93,9 +91,9 @@ def test_erase_class_lur_forgets_digit_and_writes_the_output_contract(tmp_path):
     assert abs(check["retained_accuracy"] - metrics["retained_accuracy"]) <= 0.1
     config = json.loads((out / "erase_config.json").read_text())
     assert config["guidance_scale"] and config["null_class"] == 10 and config["image_size"] == 8
-    assert config["num_inference_steps"] == 20
+    assert config["num_inference_steps"] == 10
     log = json.loads((out / "step_log.json").read_text())
-    assert len(log) == 30 and {"loss_forget", "loss_retain_lookahead", "cos"} <= set(log[0])
+    assert len(log) == 15 and {"loss_forget", "loss_retain_lookahead", "cos"} <= set(log[0])
     assert "cos_at_theta" in log[0]  # the conflict at θ is measured every --monitor_every steps
 
     # a user samples from the output with plain diffusers
@@ -105,7 +103,9 @@ def test_erase_class_lur_forgets_digit_and_writes_the_output_contract(tmp_path):
         f"s = DDIMScheduler.from_pretrained({str(out / 'scheduler')!r});"
         "print(u.config.num_class_embeds, s.config.num_train_timesteps)"
     )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=cli_env()
+    )
     assert res.stdout.split() == ["11", "1000"], res.stderr
 
 
@@ -183,6 +183,7 @@ def test_erase_concept_output_loads_in_plain_diffusers(tmp_path, train_params, s
         capture_output=True,
         text=True,
         timeout=600,
+        env=cli_env(),
     )
     assert res.returncode == 0, res.stderr[-2000:]
     diffs = json.loads(res.stdout.strip().splitlines()[-1])
