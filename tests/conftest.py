@@ -23,11 +23,13 @@ def pytest_configure(config):
     """One torch thread per xdist worker: two workers already fill the two cores a CI machine
     has, and each in-process test at torch's default (one thread per core) oversubscribes them
     (measured: the attack tests 57 s → 43 s wall, half the CPU time). Launched jobs get the same
-    through ``helpers.cli_env``."""
+    through ``helpers.cli_env``, and any other process a test starts inherits the same."""
     if os.environ.get("PYTEST_XDIST_WORKER"):
         import torch
 
         torch.set_num_threads(1)
+        os.environ.setdefault("OMP_NUM_THREADS", "1")
+        os.environ.setdefault("MKL_NUM_THREADS", "1")
 
 
 REFERENCE_STEPS = 4  # steps of the uninterrupted reference runs; resume tests split them 2 + 2
