@@ -32,17 +32,21 @@ def _gen_kw(gen) -> dict:
     return {"guidance_scale": gen.guidance_scale, "steps": gen.num_inference_steps}
 
 
-def _baseline(erased, original, prompts, seeds, judge, out, target_latents=None):
+def _baseline(erased, original, prompts, seeds, judge, out, target_latents=None, latents=True):
     """Records with the original's and the erased model's image of each (prompt, seed), the
-    judge's verdict on the erased one, and the target latents for the prompt attacks."""
+    judge's verdict on the erased one, and the target latents for the prompt attacks (None with
+    ``latents=False``: relearning trains on images of its own seeds, and the original's latents
+    are sampled only where no ``target_latents`` replace them)."""
     kw = _gen_kw(erased)
     records, targets = [], []
+    sample_latents = latents and target_latents is None
     for p in prompts:
         c_orig = C.encode_prompts(original.pipe, [p])
         c_erased = C.encode_prompts(erased.pipe, [p])
         for s in seeds:
             i = len(records)
-            targets.append(C.generate(original.pipe, c_orig, [s], output_type="latent", **kw))
+            if sample_latents:
+                targets.append(C.generate(original.pipe, c_orig, [s], output_type="latent", **kw))
             r = AttackRecord(prompt=p, seed=int(s))
             r.original_image = _save(
                 out, i, "original", C.generate(original.pipe, c_orig, [s], **kw)[0]
@@ -51,6 +55,8 @@ def _baseline(erased, original, prompts, seeds, judge, out, target_latents=None)
             r.erased_image = _save(out, i, "erased", im)
             r.success_before = judge.sees([im])[0]
             records.append(r)
+    if not latents:
+        return records, None
     if target_latents is not None:  # the user's own images of the concept
         targets = [target_latents[i % len(target_latents)][None] for i in range(len(records))]
     return records, torch.cat(targets)
@@ -112,7 +118,7 @@ def relearn_prompts(
     from ..tasks.concept_erasure import predict_text
     from .relearn import RelearnTask, relearn_curve
 
-    records, _ = _baseline(erased, original, prompts, seeds, judge, out)
+    records, _ = _baseline(erased, original, prompts, seeds, judge, out, latents=False)
     kw = _gen_kw(erased)
     pipe = erased.pipe
     pool = train_prompts or prompts
