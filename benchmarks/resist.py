@@ -27,7 +27,10 @@ seeds differ by up to 12 points in the share back after 10 relearning steps), an
 the noise floor, printed beside each run's Avg. Gap: the gap below which a run cannot be told
 from retraining (``--noise_floor`` is K = 2); the reference's relearning curve in the table is
 the mean of the K, its benign curve seed 0's. Finished runs and attacks are reused, so the
-benchmark resumes. Writes ``table.md`` and ``table.json``.
+benchmark resumes. Writes ``table.md`` and ``table.json``; ``--render TABLE_JSON`` prints a
+finished one's table again. The "best back within s" column is the attacker's view: the most
+measured at any budget up to s (a running maximum), the model's against the reference's, so a
+curve that dips is read at its peak; "under" means at or under the reference at every budget.
 """
 
 from __future__ import annotations
@@ -87,6 +90,13 @@ def parse_args(argv=None):
     )
     p.add_argument("--noise_floor", action="store_true", help="--reference_seeds 2 at least")
     p.add_argument("--smoke", action="store_true", help=SMOKE_HELP)
+    p.add_argument(
+        "--render",
+        metavar="TABLE_JSON",
+        default=None,
+        help="print the table of a finished run's table.json (e.g. one under "
+        "benchmarks/resist/) with today's columns, and run nothing",
+    )
     args = p.parse_args(argv)
     if args.reference_seeds < 1:
         p.error("--reference_seeds must be >= 1")
@@ -305,6 +315,18 @@ def _half(x) -> str:
     return "never" if x is None else f"{x:.1f}"
 
 
+def _best(rl: dict) -> str:
+    """The attacker's best within each budget (running maximum of the measured shares), the
+    reference's beside it, and the verdict: "under" when at or under the never-learned model
+    at every budget, else the budgets where it is over (``erase.attacks.curves``)."""
+    from erase.attacks.curves import best_within, over_reference
+
+    run, ref = best_within(rl["curve"]), best_within(rl["reference"])
+    over = over_reference(rl["curve"], rl["reference"])
+    verdict = "under" if not over else "over at " + "/".join(map(str, over))
+    return f"{_curve({'c': run}, 'c')} ({_curve({'c': ref}, 'c')}) {verdict}"
+
+
 def _steps(rows: list[dict], attack: str) -> str:
     curves = [r[attack]["curve"] for r in rows if r.get(attack)]
     return "/".join(str(s) for s, _ in curves[0] if s > 0) if curves else ""
@@ -325,7 +347,8 @@ def table(rows: list[dict]) -> str:
         f"| target | method | erased % (SVM) | kept % | Avg. Gap (floor) | Avg. Shortfall | steps (why) "
         f"| erase s (× lur) "
         f"| relearn back % "
-        f"s={_steps(rows, 'relearn')} (reference) | steps to 50 % back (ref) | benign back % "
+        f"s={_steps(rows, 'relearn')} (reference) | best back within s % (ref) "
+        f"| steps to 50 % back (ref) | benign back % "
         f"s={_steps(rows, 'benign')} (ref) | judges disagree ≤ |"
     )
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
@@ -334,14 +357,14 @@ def table(rows: list[dict]) -> str:
         dis = [a["check_max_disagreement"] for a in (rl, bn) if a]
         dis = [d for d in dis if d is not None]
         lines.append(
-            f"| {r['target']} | {r['method']} | {_pct(r['erased'])} ({_pct(r['check_judge_erased'])}) "
-            f"| {_pct(r['kept'])} | {_gap(r['avg_gap'])}"
+            f"| {r['target']} | {r['method']} | {_pct(r['erased'])} ({_pct(r.get('check_judge_erased'))}) "
+            f"| {_pct(r['kept'])} | {_gap(r.get('avg_gap'))}"
             + (f" ({_gap(r['noise_floor'])}) " if r.get("noise_floor") is not None else " ")
             + f"| {_gap(r.get('avg_shortfall'))} "
-            + f"| {r['trained_steps']} ({r['stop_reason'] or '-'}) "
-            f"| {r['erase_seconds'] and round(r['erase_seconds'])}"
+            + f"| {r.get('trained_steps')} ({r.get('stop_reason') or '-'}) "
+            f"| {r.get('erase_seconds') and round(r['erase_seconds'])}"
             + (f" ({r['erase_x_lur']:.2f}) " if r.get("erase_x_lur") is not None else " ")
-            + (f"| {_curve(rl)} ({_curve(rl, 'reference')}) " if rl else "| – ")
+            + (f"| {_curve(rl)} ({_curve(rl, 'reference')}) | {_best(rl)} " if rl else "| – | – ")
             + (
                 f"| {_half(rl['steps_to_half'])} ({_half(rl['reference_steps_to_half'])}) "
                 if rl
@@ -355,6 +378,11 @@ def table(rows: list[dict]) -> str:
 
 def main(argv=None) -> list[dict]:
     args = parse_args(argv)
+    if args.render:
+        rows = json.loads(Path(args.render).read_text())["rows"]
+        rows = [{"target": r.get("digit"), **r} for r in rows]  # older tables: "digit"
+        print(table(rows))
+        return rows
     out = Path(args.output_dir)
     rows = []
     for kind, name in targets(args):

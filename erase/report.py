@@ -251,7 +251,18 @@ def _curve_summary_columns(name: str, data: dict) -> dict[str, str]:
     if ref:
         steps += f" / ref {half(data['reference_steps_to_half'])}"
         auc += f" / ref {100 * data['reference_auc']:.0f}"
-    return {f"{name} steps to 50 % back": steps, f"{name} area under share-back (%)": auc}
+    cols = {f"{name} steps to 50 % back": steps, f"{name} area under share-back (%)": auc}
+    if data.get("best_within"):  # attack.json files older than the running maximum lack it
+
+        def shares(points):
+            return "/".join(f"{100 * v:.0f}" for s, v in points if s > 0)
+
+        best = f"s={'/'.join(str(s) for s, _ in data['best_within'] if s > 0)}: "
+        best += shares(data["best_within"])
+        if data.get("reference_best_within"):
+            best += f" / ref {shares(data['reference_best_within'])}"
+        cols[f"{name} best back within s steps (%)"] = best
+    return cols
 
 
 def robustness_columns(folder: str | os.PathLike) -> dict[str, str]:

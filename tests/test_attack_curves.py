@@ -8,7 +8,14 @@ import json
 import pytest
 import torch
 
-from erase.attacks.curves import area_under, curve_summary, reference_gap, steps_until
+from erase.attacks.curves import (
+    area_under,
+    best_within,
+    curve_summary,
+    over_reference,
+    reference_gap,
+    steps_until,
+)
 from erase.cli import attack as attack_cli
 from erase.errors import EraseError
 
@@ -37,9 +44,27 @@ def test_area_under_the_curve_is_a_share():
     assert curve_summary([(0, 1.0)], prefix="reference_") == {
         "reference_steps_to_half": 0.0,
         "reference_auc": 1.0,
+        "reference_best_within": [[0, 1.0]],
     }
     gap = reference_gap([(0, 0.2), (5, 0.6)], [(0, 0.1), (5, 0.1), (10, 0.3)])
     assert gap == [{"steps": 0, "gap": pytest.approx(0.1)}, {"steps": 5, "gap": pytest.approx(0.5)}]
+
+
+def test_the_attackers_best_within_a_budget_reads_a_dipping_curve_at_its_peak():
+    """A never-learned model's curve can dip (46 % after 5 steps, 18 % after 10): budget by
+    budget, a model at 30 % after 10 steps looks worse than it; by the attacker's best within
+    each budget (the running maximum, what an attacker keeping its best checkpoint gets) the
+    reference gives 46 % at every budget from 5 on and the model is under it throughout."""
+    ref = [(0, 0.0), (5, 0.46), (10, 0.18), (20, 0.38)]
+    run = [(0, 0.0), (5, 0.30), (10, 0.30), (20, 0.40)]
+    assert best_within(ref) == [(0, 0.0), (5, 0.46), (10, 0.46), (20, 0.46)]
+    assert [g["steps"] for g in reference_gap(run, ref) if g["gap"] > 0] == [10, 20]
+    assert over_reference(run, ref) == []
+    # over where the model's best exceeds the reference's: from step 10 on here
+    assert over_reference([(0, 0.0), (5, 0.2), (10, 0.5), (20, 0.1)], ref) == [10, 20]
+    # only budgets measured on both count, and step 0 (before any attack) never does
+    assert over_reference([(0, 0.9), (7, 0.9)], ref) == []
+    assert over_reference(run, ref, steps=[20]) == []
 
 
 def test_benign_fine_tuning_on_a_class_ddpm_with_its_reference(tmp_path):
@@ -65,6 +90,10 @@ def test_benign_fine_tuning_on_a_class_ddpm_with_its_reference(tmp_path):
     assert a_ref["reference_curve"] == a_ref["curve"] == a["curve"]
     assert [g["gap"] for g in a_ref["reference_gap"]] == [0.0, 0.0, 0.0]
     assert a_ref["reference_auc"] == a_ref["auc"]
+    assert a_ref["over_reference_at"] == []  # the same curve is never over itself
+    assert [v for _, v in a["best_within"]] == [
+        max(p["share"] for p in a["curve"][: i + 1]) for i in range(len(a["curve"]))
+    ]
     assert (tmp_path / "r" / "reference" / "images").is_dir()
     from erase.report import robustness_columns
 
@@ -72,6 +101,8 @@ def test_benign_fine_tuning_on_a_class_ddpm_with_its_reference(tmp_path):
     auc = f"{100 * a_ref['auc']:.0f}"
     assert cols["benign area under share-back (%)"] == f"{auc} / ref {auc}"
     assert "benign steps to 50 % back" in cols and "benign curve (%)" in cols
+    best = "/".join(f"{100 * v:.0f}" for s, v in a_ref["best_within"] if s > 0)
+    assert cols["benign best back within s steps (%)"] == f"s=2/3: {best} / ref {best}"
 
 
 def test_lora_relearning_moves_only_the_adapters_and_lowers_the_loss():

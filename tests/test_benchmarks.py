@@ -962,6 +962,22 @@ def test_resist_passes_both_references_and_prints_the_noise_floor(monkeypatch):
     assert resist.stop_reason("off: a fixed budget") == "fixed budget"
 
 
+def test_resist_renders_a_finished_table_with_the_attackers_best_within_each_budget(
+    monkeypatch, capsys
+):
+    """``--render`` reprints a committed table.json with today's columns and runs nothing:
+    on "striped" the never-learned mean curve dips (58/14/50), and the running maximum reads it
+    at 58 for every budget; older tables name their target "digit"."""
+    resist = _load_benchmark(BENCH / "resist.py", monkeypatch)
+    rows = resist.main(["--render", str(BENCH / "resist" / "concept-striped-two-references.json")])
+    text = capsys.readouterr().out
+    assert [r["method"] for r in rows] == ["joint", "lur-resist"]
+    assert "| 0/0/12 (58/14/50) | 0/0/12 (58/58/58) under |" in text
+    assert "| 100/100/100 (58/14/50) | 100/100/100 (58/58/58) over at 5/10/20 |" in text
+    resist.main(["--render", str(BENCH / "resist" / "digit-3.json")])
+    assert "| 3 | esd |" in capsys.readouterr().out
+
+
 def test_resist_reads_the_relearn_curves_from_the_gap_probe_and_runs_the_other_attacks(
     monkeypatch, tmp_path
 ):
@@ -1007,7 +1023,8 @@ def test_resist_reads_the_relearn_curves_from_the_gap_probe_and_runs_the_other_a
     assert relearn["check_max_disagreement"] == pytest.approx(0.1)
     assert ref_attacks["relearn"]["steps_to_half"] == pytest.approx(10.0)
     r = resist.row("6", "lur-resist", metrics, attacks, ref_attacks)
-    assert "| 20/60/90 (30/50/70) | 8.8 (10.0) |" in resist.table([r])
+    text = resist.table([r])
+    assert "| 20/60/90 (30/50/70) | 20/60/90 (30/50/70) over at 10/20 | 8.8 (10.0) |" in text
     # another sample count than the probe's: the attack runs for the run and its reference
     calls.clear()
     args = resist.parse_args(["--digits", "6", "--samples", "20"])

@@ -7,7 +7,12 @@ curves of different methods comparable (DESIGN §13, the floor for robustness):
 - steps until half is back: the first crossing of 50 %, linearly interpolated between measured
   points; ``None`` when the curve never reaches it;
 - area under the curve: the trapezoid over the measured steps divided by their span, so it is
-  a share in [0, 1] (a constant curve's area is the constant).
+  a share in [0, 1] (a constant curve's area is the constant);
+- the attacker's best within a budget: at each measured step, the largest share measured at
+  any step up to it (a running maximum). An attacker keeps whichever checkpoint shows the most,
+  and curves dip (a never-learned model's "striped" curve reads 46 % after 5 steps and 18 %
+  after 10), so comparing two curves budget by budget can land one of them in a trough; their
+  running maxima cannot. Read at measured points only, it is a lower bound of the true best.
 """
 
 from __future__ import annotations
@@ -44,9 +49,38 @@ def area_under(curve: Sequence) -> float:
     return area / (pts[-1][0] - pts[0][0])
 
 
+def best_within(curve: Sequence) -> list[tuple[float, float]]:
+    """``(s, largest share measured at any step <= s)`` at each measured step."""
+    out, best = [], 0.0
+    for s, v in _points(curve):
+        best = max(best, v)
+        out.append((s, best))
+    return out
+
+
+def over_reference(curve: Sequence, reference: Sequence, steps: Sequence | None = None) -> list:
+    """The budgets (measured on both, >0, or only ``steps``) at which the attacker's best
+    within the budget on the attacked model exceeds that on the reference: empty when the
+    model is at or under a never-learned one at every budget."""
+    ref = dict(best_within(reference))
+    keep = None if steps is None else {float(s) for s in steps}
+    return [
+        int(s) if float(s).is_integer() else s
+        for s, v in best_within(curve)
+        if s > 0 and s in ref and (keep is None or s in keep) and v > ref[s]
+    ]
+
+
 def curve_summary(curve: Sequence, prefix: str = "") -> dict:
-    """``{prefix}steps_to_half`` and ``{prefix}auc`` for attack.json."""
-    return {f"{prefix}steps_to_half": steps_until(curve), f"{prefix}auc": area_under(curve)}
+    """``{prefix}steps_to_half``, ``{prefix}auc`` and ``{prefix}best_within`` (the running
+    maximum, ``[[steps, share], ...]``) for attack.json."""
+    return {
+        f"{prefix}steps_to_half": steps_until(curve),
+        f"{prefix}auc": area_under(curve),
+        f"{prefix}best_within": [
+            [int(s) if s.is_integer() else s, v] for s, v in best_within(curve)
+        ],
+    }
 
 
 def check_fields(check_judge, fields: dict) -> dict:

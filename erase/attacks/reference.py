@@ -2,7 +2,9 @@
 same family that never learned the concept, stored next to the attacked model's curve.
 
 An erasure whose share comes back no faster than the reference's has removed the concept
-rather than hidden it; the per-step gap says by how much it falls short.
+rather than hidden it; the per-step gap says by how much it falls short, and
+``over_reference_at`` the budgets at which an attacker keeping its best checkpoint gets more
+back than from the reference.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from ..errors import EraseError
-from .curves import curve_summary, reference_gap
+from .curves import curve_summary, over_reference, reference_gap
 
 
 def check_reference(spec: str | None) -> None:
@@ -25,12 +27,14 @@ def check_reference(spec: str | None) -> None:
 
 def curve_fields(curve: list[dict], reference: list[dict] | None = None) -> dict:
     """What attack.json adds for a curve attack: its summary, and with a reference the
-    reference's curve, its summary and the per-step gap (attacked − reference)."""
+    reference's curve, its summary, the per-step gap (attacked − reference) and the budgets
+    at which the attacker's best within the budget beats the reference's (none: at the floor)."""
     fields = curve_summary(curve)
     if reference is not None:
         fields["reference_curve"] = reference
         fields.update(curve_summary(reference, prefix="reference_"))
         fields["reference_gap"] = reference_gap(curve, reference)
+        fields["over_reference_at"] = over_reference(curve, reference)
     return fields
 
 
