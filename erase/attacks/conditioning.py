@@ -120,6 +120,28 @@ def generate(pipe, cond, seeds, guidance_scale, steps, output_type="pil"):
     ).images
 
 
+# images per pipeline call where an attack samples many (prompt, seed) pairs: the tiny world's
+# 16 images take 2.2 s in one call against 7.8 s one by one on a CPU thread, the same images up
+# to float rounding (every image has its own generator; their pixels were identical); 8 keeps
+# an SDXL batch (16 with guidance) small
+GENERATE_BATCH = 8
+
+
+def generate_many(pipe, prompts, seeds, guidance_scale, steps, output_type="pil", batch=None):
+    """``generate`` for image ``i`` = (``prompts[i]``, ``seeds[i]``), ``batch`` images a call:
+    the images one call each would give, in a fraction of the time. A list of images, or for
+    ``output_type="latent"`` one tensor."""
+    batch = batch or GENERATE_BATCH
+    parts = []
+    for i in range(0, len(prompts), batch):
+        cond = encode_prompts(pipe, list(prompts[i : i + batch]))
+        images = generate(pipe, cond, seeds[i : i + batch], guidance_scale, steps, output_type)
+        parts.append(images if output_type == "latent" else list(images))
+    if output_type == "latent":
+        return torch.cat(parts)
+    return [im for part in parts for im in part]
+
+
 def same_vae(a, b) -> bool:
     """Whether two pipelines share one latent space: the same VAE object, or the same scaling
     of its latents and weights equal up to float error (a model retrained with the original's

@@ -38,28 +38,23 @@ def _baseline(erased, original, prompts, seeds, judge, out, target_latents=None,
     ``latents=False``: relearning trains on images of its own seeds, and the original's latents
     are sampled only where no ``target_latents`` replace them)."""
     kw = _gen_kw(erased)
-    records, targets = [], []
-    sample_latents = latents and target_latents is None
-    for p in prompts:
-        c_orig = C.encode_prompts(original.pipe, [p])
-        c_erased = C.encode_prompts(erased.pipe, [p])
-        for s in seeds:
-            i = len(records)
-            if sample_latents:
-                targets.append(C.generate(original.pipe, c_orig, [s], output_type="latent", **kw))
-            r = AttackRecord(prompt=p, seed=int(s))
-            r.original_image = _save(
-                out, i, "original", C.generate(original.pipe, c_orig, [s], **kw)[0]
-            )
-            im = C.generate(erased.pipe, c_erased, [s], **kw)[0]
-            r.erased_image = _save(out, i, "erased", im)
-            r.success_before = judge.sees([im])[0]
-            records.append(r)
+    pairs = [(p, int(s)) for p in prompts for s in seeds]
+    ps, ss = [p for p, _ in pairs], [s for _, s in pairs]
+    originals = C.generate_many(original.pipe, ps, ss, **kw)
+    erased_images = C.generate_many(erased.pipe, ps, ss, **kw)
+    seen = judge.sees(erased_images)
+    records = []
+    for i, (p, s) in enumerate(pairs):
+        r = AttackRecord(prompt=p, seed=s, success_before=seen[i])
+        r.original_image = _save(out, i, "original", originals[i])
+        r.erased_image = _save(out, i, "erased", erased_images[i])
+        records.append(r)
     if not latents:
         return records, None
     if target_latents is not None:  # the user's own images of the concept
         targets = [target_latents[i % len(target_latents)][None] for i in range(len(records))]
-    return records, torch.cat(targets)
+        return records, torch.cat(targets)
+    return records, C.generate_many(original.pipe, ps, ss, output_type="latent", **kw)
 
 
 def prompt_attack(
@@ -124,28 +119,15 @@ def relearn_prompts(
     pool = train_prompts or prompts
     train_prompts = [pool[j % len(pool)] for j in range(n_images)]
     if targets is None:
-        targets = torch.cat(
-            [
-                C.generate(
-                    original.pipe,
-                    C.encode_prompts(original.pipe, [p]),
-                    [50_000 + j],
-                    output_type="latent",
-                    **kw,
-                )
-                for j, p in enumerate(train_prompts)
-            ]
-        )
+        seeds_ = [50_000 + j for j in range(len(train_prompts))]
+        targets = C.generate_many(original.pipe, train_prompts, seeds_, output_type="latent", **kw)
         targets = C.to_latent_space(targets, original.pipe, pipe)
     cond = C.encode_prompts(pipe, [train_prompts[j % n_images] for j in range(len(targets))])
     task = RelearnTask(targets, cond, predict_text, pipe.scheduler, batch, pipe.device)
     last: dict = {}
 
     def evaluate(s):
-        images = []
-        for r in records:
-            c = C.encode_prompts(pipe, [r.prompt])
-            images.append(C.generate(pipe, c, [r.seed], **kw)[0])
+        images = C.generate_many(pipe, [r.prompt for r in records], [r.seed for r in records], **kw)
         last["images"] = images
         _check(judge, last, s, images)
         return judge.sees(images)
