@@ -34,9 +34,10 @@ def _gen_kw(gen) -> dict:
 
 def _baseline(erased, original, prompts, seeds, judge, out, target_latents=None, latents=True):
     """Records with the original's and the erased model's image of each (prompt, seed), the
-    judge's verdict on the erased one, and the target latents for the prompt attacks (None with
-    ``latents=False``: relearning trains on images of its own seeds, and the original's latents
-    are sampled only where no ``target_latents`` replace them)."""
+    judge's verdict on the erased one, and the target latents for the prompt attacks (sampled
+    from the original only where no ``target_latents`` replace them). With ``latents=False``
+    (relearning trains on images of its own seeds) the erased model's images come back instead:
+    a curve's first point, before any fine-tuning, is those very images."""
     kw = _gen_kw(erased)
     pairs = [(p, int(s)) for p in prompts for s in seeds]
     ps, ss = [p for p, _ in pairs], [s for _, s in pairs]
@@ -50,7 +51,7 @@ def _baseline(erased, original, prompts, seeds, judge, out, target_latents=None,
         r.erased_image = _save(out, i, "erased", erased_images[i])
         records.append(r)
     if not latents:
-        return records, None
+        return records, erased_images
     if target_latents is not None:  # the user's own images of the concept
         targets = [target_latents[i % len(target_latents)][None] for i in range(len(records))]
         return records, torch.cat(targets)
@@ -113,7 +114,7 @@ def relearn_prompts(
     from ..tasks.concept_erasure import predict_text
     from .relearn import RelearnTask, relearn_curve
 
-    records, _ = _baseline(erased, original, prompts, seeds, judge, out, latents=False)
+    records, before = _baseline(erased, original, prompts, seeds, judge, out, latents=False)
     kw = _gen_kw(erased)
     pipe = erased.pipe
     pool = train_prompts or prompts
@@ -127,7 +128,11 @@ def relearn_prompts(
     last: dict = {}
 
     def evaluate(s):
-        images = C.generate_many(pipe, [r.prompt for r in records], [r.seed for r in records], **kw)
+        if s == 0:  # not fine-tuned yet: the baseline's images of the erased model, not again
+            images = before
+        else:
+            ps, ss = [r.prompt for r in records], [r.seed for r in records]
+            images = C.generate_many(pipe, ps, ss, **kw)
         last["images"] = images
         _check(judge, last, s, images)
         return judge.sees(images)
@@ -184,7 +189,8 @@ def relearn_classes(
     last: dict = {}
 
     def evaluate(s):
-        last["images"] = tensor_to_pil(erased.generate_classes(labels, seed))
+        # at 0 (not fine-tuned yet) the images sampled above, not sampled again
+        last["images"] = before if s == 0 else tensor_to_pil(erased.generate_classes(labels, seed))
         _check(judge, last, s, last["images"])
         return judge.sees(last["images"])
 
