@@ -42,8 +42,9 @@ the noise floor; ``--reference_seeds K``: seeds 0..K-1 of every concept, each ru
 against their mean), on all six held-out digits and the concept task's first four held-out
 concepts (``--held_out`` for others). Before the held-out runs it chooses ``lur``'s default
 form (``--choose_lur_form``, ``_lur_form.FORM_RULE``): plain ``lur`` and its six variants on the
-tuning concepts, seed 0, stopped at the target; the chosen form joins the held-out methods when
-it is a variant. From a fresh cache the dry run's model puts it at ≈ 9.4 h on 2 cores (12
+tuning concepts, seed 0, stopped at the target and judged on ``--ua_samples`` new images (a
+fixed check set can be off for a whole run: whether a form reached the target is read from
+those); the chosen form joins the held-out methods when it is a variant. From a fresh cache the dry run's model puts it at ≈ 9.4 h on 2 cores (12
 references, 2.2 h of it; the forms 0.8 h), counting each run at its fixed budget's steps; digit
 8, which runs to the cap, can add up to an hour. Once jobs have run, it times the rest from
 their CPU seconds (``job_cpu_seconds``; results written before it was kept give wall seconds,
@@ -226,7 +227,13 @@ def parse_args(argv=None, task: str | None = None):
         "lur-k2-clip (both) and lur-theta (--retain_weight_at_theta 1), each on the λ grid",
     )
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="held-out seeds")
-    p.add_argument("--ua_samples", type=int, default=300, help="held-out images per concept")
+    p.add_argument(
+        "--ua_samples",
+        type=int,
+        default=300,
+        help="new images per concept judged for the erased share of the held-out runs and of "
+        "lur's forms (the form rule reads whether a form reached the target from them)",
+    )
     p.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each)")
     p.add_argument(
         "--relearn_steps",
@@ -427,7 +434,7 @@ def make_job(args, out: Path, phase: str, label: str, concept: str, value, seed:
         "seed": seed,
         "run_dir": str(run_dir),
         "argv": argv,
-        "ua_samples": args.ua_samples if phase == "heldout" else 0,
+        "ua_samples": args.ua_samples if phase in ("heldout", "forms") else 0,
         "relearn_steps": args.relearn_steps if phase == "heldout" else 0,
         "smoke": args.smoke,
     }
@@ -460,7 +467,8 @@ def run_forms(args, out: Path, pool, points: dict) -> list[dict]:
     held-out methods when it is a variant; returns the jobs."""
     jobs = form_jobs(args, out)
     costs = {form: STEP_FACTOR[form] for form in LUR_FORMS}
-    args.form_rows = summarise(run_all(jobs, pool), costs, args.tuning) if jobs else {}
+    results = run_all(jobs, pool) if jobs else []
+    args.form_rows = summarise(results, costs, args.tuning, args.equal_erasure) if jobs else {}
     args.form = choose_form(args.form_rows)
     if args.form and args.form not in args.labels:
         args.labels[args.form] = LUR_FORMS[args.form]
@@ -595,8 +603,21 @@ def train_references(args, pool) -> None:
         print(f"[reference {k}/{len(todo)}] {what}: {status}", flush=True)
 
 
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
 def _done(job: dict) -> bool:
-    return (Path(job["run_dir"]) / "result.json").is_file()
+    """A job is done when its result is written, with its many-image UA where it wants one (a
+    run finished before the forms measured it is only re-measured: ``run_job`` skips the
+    training of a complete run folder)."""
+    path = Path(job["run_dir"]) / "result.json"
+    if not path.is_file():
+        return False
+    return not job.get("ua_samples") or "ua_n" in (_read_json(path) or {})
 
 
 def _exit_with_parent(parent: int, every: float = 2.0) -> None:
@@ -643,6 +664,7 @@ def run_job(job: dict) -> dict:
             row.update(gap_probe_share(metrics, job["relearn_steps"]) or relearn_share(job))
         return row
 
+    previous = _read_json(run_dir / "result.json") if (run_dir / ".complete").exists() else None
     t0, cpu0 = time.perf_counter(), time.process_time()
     row, error = _or_error(measure)
     if error:
@@ -651,6 +673,9 @@ def run_job(job: dict) -> dict:
     # the worker's one thread: what the job costs whatever else shares the cores (the dry run
     # times the rest from it; wall seconds grow with the load)
     result["job_cpu_seconds"] = round(time.process_time() - cpu0, 1)
+    if previous and "job_cpu_seconds" in previous:  # a finished run only measured again
+        result["remeasured_cpu_seconds"] = result["job_cpu_seconds"]
+        result.update({k: previous[k] for k in ("job_seconds", "job_cpu_seconds")})
     from erase.io import atomic_write_json
 
     atomic_write_json(run_dir / "result.json", result)

@@ -384,6 +384,31 @@ def test_frontier_jobs_report_their_failure_instead_of_raising(tmp_path, monkeyp
     assert r["concept"] == "seven" and r["error"].startswith("ValueError")
 
 
+def test_a_finished_run_without_its_many_image_ua_is_measured_again_not_retrained(
+    tmp_path, monkeypatch
+):
+    """A form finished before the forms were judged on many new images: the job is not done,
+    and running it adds the share without training again, keeping the run's own job times."""
+    fr = _frontier_module(monkeypatch)
+    from _scripts import CLASS_SMOKE
+
+    run = tmp_path / "run"
+    argv = ["--forget_class", "7", "--method", "lur", "--output_dir", str(run), *CLASS_SMOKE]
+    argv += ["--stop_at_erased", "off"]
+    job = {"run_dir": str(run), "task": "class", "argv": argv, "ua_samples": 0}
+    first = fr.run_job(job)
+    assert "error" not in first and fr._done(job) and "ua_n" not in first
+    weights = next(run.glob("unet/*.safetensors"))
+    stamp = weights.stat().st_mtime_ns
+    job = {**job, "ua_samples": 3}
+    assert not fr._done(job)
+    again = fr.run_job(job)
+    assert again["ua_n"] == 3 and again["erased"] == again["ua_missed"] / 3 and fr._done(job)
+    assert weights.stat().st_mtime_ns == stamp  # not trained again
+    assert again["job_cpu_seconds"] == first["job_cpu_seconds"]
+    assert again["remeasured_cpu_seconds"] > 0 and again["retained"] == first["retained"]
+
+
 def test_frontier_robustness_column_reuses_the_gap_probe_of_equal_erasure_runs(monkeypatch):
     """An equal-erasure run with --reference has already relearned its concept for the gap: the
     robustness column reads that curve instead of attacking again, and attacks where it cannot."""
@@ -541,7 +566,8 @@ def test_frontier_equal_erasure_runs_lurs_forms_on_the_tuning_concepts(monkeypat
         assert " ".join(form_flags) in " ".join(argv)
         assert argv[argv.index("--eval_images_per_class") + 1] == "20"
         assert float(argv[-1]) == committed["operating_points"][j["label"]]["value"]
-        assert not j["ua_samples"] and not j["relearn_steps"]
+        # judged on many new images (the rule reads the target from them), never relearned
+        assert j["ua_samples"] == args.ua_samples and not j["relearn_steps"]
     assert fr.form_jobs(fr.parse_args([*flags, "--no-choose_lur_form"]), out) == []
     assert fr.form_jobs(fr.parse_args([*flags[:3], "joint", *flags[-2:]]), out) == []
     with pytest.raises(SystemExit):
@@ -553,6 +579,7 @@ def test_frontier_equal_erasure_runs_lurs_forms_on_the_tuning_concepts(monkeypat
         run.mkdir(parents=True)
         kept = 0.97 if j["label"] == "lur-k2" else 0.95
         row = {"erased": 0.96, "retained": kept, "steps": 50, "seconds": 20.0, "reached": True}
+        row.update(ua_missed=288, ua_n=300)  # judged on 300 new images: 96 % erased
         (run / "result.json").write_text(json.dumps({"job": j, **row, "job_seconds": 30}))
     points = fr.points_from_file(args.points_from, args.labels)[1]
     assert len(fr.run_forms(args, out, None, points)) == len(jobs)
@@ -639,8 +666,43 @@ def test_lur_form_rule(monkeypatch):
     assert lf.choose_form(lf.summarise(results[:-1], forms, tuning)) is None  # one still to run
     section = "\n".join(lf.form_section(rows, "lur", {"lur-k2": ["--inner_steps", "2"]}, tuning))
     assert "| **lur ←** | (defaults) | 25, 96.0, 95.0 | 25, 97.0, 95.0 | yes |" in section
-    assert "| lur-clip |" in section and "25 (not reached), 95.0, 99.0" in section
+    assert "| lur-clip |" in section and "25 (not reached), 95.0 (short), 99.0" in section
     assert "Chosen: **lur**." in section
+
+
+def test_lur_form_rule_reads_the_target_from_many_new_images_not_the_check(monkeypatch):
+    """A form whose 32-seed check never met 95 % (a fixed set with three stubborn seeds) but
+    whose 300 new images are 98 % erased reached the target; one whose check met it but whose
+    new images read 85 % did not. Runs without many-image shares keep their check's verdict."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import _lur_form as lf
+
+    def run(form, concept, kept, reached, missed=None):
+        job = {"label": form, "concept": concept}
+        row = {"erased": 0.9, "retained": kept, "steps": 600, "seconds": 1.0, "reached": reached}
+        if missed is not None:
+            row.update(ua_missed=missed, ua_n=300, erased=missed / 300)
+        return {"job": job, **row}
+
+    forms, tuning = {"lur": 1.0, "lur-k2": 1.5}, ["1", "2"]
+    results = [
+        run("lur", "1", 0.89, True, missed=300),
+        run("lur", "2", 0.97, True, missed=255),  # check met, 85 % of new images erased
+        run("lur-k2", "1", 0.98, False, missed=294),  # check never met, 98 % erased
+        run("lur-k2", "2", 0.98, True, missed=290),
+    ]
+    assert not lf.reached(results[1], 0.95) and lf.reached(results[2], 0.95)
+    # 282 of 300 (94 %): the interval's upper end (96.3 %) is over 95 %: not shown short
+    assert lf.reached({"ua_missed": 282, "ua_n": 300}, 0.95)
+    assert not lf.reached({"ua_missed": 270, "ua_n": 300}, 0.95)  # 90 %: up to 92.9 %
+    rows = lf.summarise(results, forms, tuning, 0.95)
+    assert rows["lur"]["reached_all"] is False and rows["lur-k2"]["reached_all"] is True
+    assert rows["lur-k2"]["concepts"]["1"]["check_reached"] is False
+    assert lf.choose_form(rows) == "lur-k2"
+    # without a target (or without many-image shares) the check decides, as before
+    assert lf.summarise(results, forms, tuning)["lur"]["reached_all"] is True
+    section = "\n".join(lf.form_section(rows, "lur-k2", {}, tuning))
+    assert "600 (not reached), 98.0, 98.0" in section and "600, 85.0 (short), 97.0" in section
 
 
 def test_frontier_reference_table_sets_the_never_learned_model_beside_each_method(monkeypatch):
