@@ -44,9 +44,10 @@ concepts (``--held_out`` for others). Before the held-out runs it chooses ``lur`
 form (``--choose_lur_form``, ``_lur_form.FORM_RULE``): plain ``lur`` and its six variants on the
 tuning concepts, seed 0, stopped at the target and judged on ``--ua_samples`` new images (a
 fixed check set can be off for a whole run: whether a form reached the target is read from
-those); the chosen form joins the held-out methods when it is a variant. From a fresh cache the dry run's model puts it at ≈ 9.4 h on 2 cores (12
-references, 2.2 h of it; the forms 0.8 h), counting each run at its fixed budget's steps; digit
-8, which runs to the cap, can add up to an hour. Once jobs have run, it times the rest from
+those); the chosen form joins the held-out methods when it is a variant. From a fresh cache
+the dry run's model puts it at ≈ 9.4 h on 2 cores (12 references, 2.2 h of it; the forms
+0.8 h), counting each run at its fixed budget's steps; digit 8, which runs to the cap, can add
+up to an hour. Once jobs have run, it times the rest from
 their CPU seconds (``job_cpu_seconds``; results written before it was kept give wall seconds,
 which grow with whatever shared the cores: the concept task's first runs, three or four to 2
 cores, put the rest at 11.9 h). Whether the whole comparison fits one night on idle cores is
