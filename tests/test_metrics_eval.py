@@ -501,6 +501,11 @@ def test_the_erased_share_interval_is_wilsons():
     lo, hi = share_interval(0.9, 50)
     assert lo < 0.8 and 0.95 < hi < 0.96
     assert share_interval(1.0, 50)[1] == 1.0 and share_interval(0.0, 40)[0] == 0.0
+    # the interval holds the share itself, float rounding included: 900 of 900 ends at 1.0, not
+    # a hair under it (a pooled held-out share's error bar is the share minus an end)
+    for k, n in ((900, 900), (0, 900), (300, 300), (1, 3)):
+        lo, hi = wilson(k, n)
+        assert lo <= k / n <= hi
 
 
 def test_the_cards_answer_says_whether_the_run_can_be_told_from_retraining():

@@ -19,7 +19,9 @@ def wilson(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
     den = 1 + z * z / n
     mid = (p + z * z / (2 * n)) / den
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return mid - half, mid + half
+    # the interval always holds p; float rounding can put p = 1 a hair above its upper end
+    # (900 of 900: 0.9999999999999999), which breaks error bars drawn as p minus an end
+    return min(mid - half, p), max(mid + half, p)
 
 
 def share_interval(share: float, n: int) -> list[float]:
