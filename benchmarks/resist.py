@@ -303,8 +303,13 @@ def _pct(x) -> str:
     return "–" if x is None else f"{100 * x:.0f}"
 
 
+def _shares(points) -> str:
+    """The shares after step 0 of ``[(steps, share), ...]``, in %, slash-separated."""
+    return "/".join(_pct(v) for s, v in points if s > 0)
+
+
 def _curve(c: dict, key: str = "curve") -> str:
-    return "/".join(_pct(v) for s, v in c[key] if s > 0)
+    return _shares(c[key])
 
 
 def _gap(x) -> str:
@@ -324,7 +329,7 @@ def _best(rl: dict) -> str:
     run, ref = best_within(rl["curve"]), best_within(rl["reference"])
     over = over_reference(rl["curve"], rl["reference"])
     verdict = "under" if not over else "over at " + "/".join(map(str, over))
-    return f"{_curve({'c': run}, 'c')} ({_curve({'c': ref}, 'c')}) {verdict}"
+    return f"{_shares(run)} ({_shares(ref)}) {verdict}"
 
 
 def _steps(rows: list[dict], attack: str) -> str:

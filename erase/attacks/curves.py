@@ -49,6 +49,11 @@ def area_under(curve: Sequence) -> float:
     return area / (pts[-1][0] - pts[0][0])
 
 
+def _step(s: float) -> int | float:
+    """A step count as attack.json writes it: whole numbers as ints."""
+    return int(s) if float(s).is_integer() else s
+
+
 def best_within(curve: Sequence) -> list[tuple[float, float]]:
     """``(s, largest share measured at any step <= s)`` at each measured step."""
     out, best = [], 0.0
@@ -65,7 +70,7 @@ def over_reference(curve: Sequence, reference: Sequence, steps: Sequence | None 
     ref = dict(best_within(reference))
     keep = None if steps is None else {float(s) for s in steps}
     return [
-        int(s) if float(s).is_integer() else s
+        _step(s)
         for s, v in best_within(curve)
         if s > 0 and s in ref and (keep is None or s in keep) and v > ref[s]
     ]
@@ -77,9 +82,7 @@ def curve_summary(curve: Sequence, prefix: str = "") -> dict:
     return {
         f"{prefix}steps_to_half": steps_until(curve),
         f"{prefix}auc": area_under(curve),
-        f"{prefix}best_within": [
-            [int(s) if s.is_integer() else s, v] for s, v in best_within(curve)
-        ],
+        f"{prefix}best_within": [[_step(s), v] for s, v in best_within(curve)],
     }
 
 
