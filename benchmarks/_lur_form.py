@@ -131,6 +131,11 @@ def form_section(rows: dict, chosen: str | None, flags: dict, tuning: list[str])
         lines += ["", "Not every form has run yet: no form is chosen."]
     else:
         lines += ["", f"Chosen: **{chosen}**."]
+        if chosen == "lur-retain-first":
+            lines[-1] += (
+                " `--method lur` runs this form by default (`erase/methods.py`); the label `lur`"
+                " in these tables stays the paper's order, `--meta_order forget_first`."
+            )
     return lines
 
 

@@ -10,6 +10,7 @@ PRECONDITIONERS = ("none", "adam")
 # one message for the meta-step config and the command line (erase.validate)
 ANCHOR_WITH_RETAIN_FIRST = (
     "--retain_weight_at_theta adds λ₀·L_r(θ) to the forget-first objective; with "
-    "--meta_order retain_first the retain loss at θ is already the inner loss: drop one"
+    "--meta_order retain_first (lur's default) the retain loss at θ is already the inner loss: "
+    "add --meta_order forget_first or drop --retain_weight_at_theta"
 )
 PARAM_SETS = ("full", "xattn", "noxattn", "xattn-kv", "lora")

@@ -160,7 +160,13 @@ def add_meta_args(m, methods: dict) -> None:
         "λ₀ L_r(θ) (one more forward/backward a step; 0 = the paper's objective)",
     )
     m.add_argument("--meta_mode", default="first_order", choices=list(MODES))
-    m.add_argument("--meta_order", default="forget_first", choices=list(ORDERS))
+    m.add_argument(
+        "--meta_order",
+        default=None,
+        choices=list(ORDERS),
+        help="which loss takes the look-ahead step (default: the method's; lur: retain_first, "
+        "chosen at equal erasure on the tuning concepts; the others: forget_first)",
+    )
     m.add_argument("--meta_precondition", default="adam", choices=list(PRECONDITIONERS))
     m.add_argument(
         "--relearn_scale",
@@ -281,7 +287,7 @@ def configs_from_args(args, method):
         inner_steps=args.inner_steps,
         retain_weight_at_theta=getattr(args, "retain_weight_at_theta", 0.0),
         retain_weight=method.retain_weight,
-        order=args.meta_order,
+        order=method.meta_order,
         precondition=args.meta_precondition,
         relearn_scale=getattr(args, "relearn_scale", 10.0),
         relearn_weight=getattr(args, "relearn_weight", 1.0),

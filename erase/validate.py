@@ -13,7 +13,6 @@ import math
 import os
 from pathlib import Path
 
-from .choices import ANCHOR_WITH_RETAIN_FIRST
 from .errors import EraseError
 
 # -- numbers ---------------------------------------------------------------------------------
@@ -217,10 +216,6 @@ def validate_args(args) -> None:
             check_prompts(name, value)
         elif name == "train_data" and str(value) != "digits":
             check_existing_dir(name, value)
-    if getattr(args, "retain_weight_at_theta", 0) and getattr(args, "meta_order", "") == (
-        "retain_first"
-    ):
-        raise EraseError(ANCHOR_WITH_RETAIN_FIRST)
 
 
 def prompts_arg(values):

@@ -125,6 +125,10 @@ CASES = [
     ("anchor_term_with_retain_first", CLASS,
      lambda m, b: _class(m, b, "--meta_order", "retain_first", "--retain_weight_at_theta", "1"),
      None, "--retain_weight_at_theta", "python"),
+    # lur's default order is retain_first: the anchor term alone names the flag to add
+    ("anchor_term_with_lur_default_order", CLASS,
+     lambda m, b: _class(m, b, "--retain_weight_at_theta", "1"),
+     None, "--meta_order forget_first", "python"),
     ("class_out_of_range", CLASS, lambda m, b: _class(m, b, "--forget_class", "12"), None,
      "out of range", "python"),
     ("null_class_as_forget_class", CLASS, lambda m, b: _class(m, b, "--forget_class", "10"),

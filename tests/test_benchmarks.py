@@ -4,6 +4,7 @@ renamed helper breaks them without any other test noticing)."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import statistics
 import sys
 from pathlib import Path
@@ -1095,3 +1096,37 @@ def test_resist_reads_the_relearn_curves_from_the_gap_probe_and_runs_the_other_a
         ("lur-resist", "benign"),
         ("REF", "benign"),
     ]
+
+
+def test_defaults_runs_every_method_with_its_defaults_and_resumes(monkeypatch, tmp_path):
+    """benchmarks/defaults.py: real runs of the concept script with nothing but the method and
+    seed (smoke-sized), their new-image share, both judges kept in result.json, the pooled ratio
+    against joint's, and a second call that reads the runs back instead of training again."""
+    mod = _load_benchmark(BENCH / "defaults.py", monkeypatch)
+    argv = ["--task", "concept", "--concepts", "striped", "--methods", "lur", "joint"]
+    argv += ["--smoke", "--jobs", "1", "--output_dir", str(tmp_path)]
+    assert mod.main(argv) == 0
+    out = tmp_path / "concept"
+    runs = {
+        m: json.loads((out / f"striped-{m}-seed0" / "result.json").read_text())
+        for m in ("lur", "joint")
+    }
+    for m, r in runs.items():
+        assert r["job"]["argv"][:4] == ["--concept", "striped", "--method", m]
+        assert r["ua_n"] == 4 and r["erased"] == r["ua_missed"] / 4
+        metrics = json.loads((out / f"striped-{m}-seed0" / "metrics.json").read_text())
+        assert r["eval_erased"] == 1 - metrics["forget_style_accuracy_after"]
+        assert r["check_erased"] == metrics["check_judge"]["unlearning_accuracy"]
+        assert r["stop_reason"] == metrics["stopping"]["reason"]
+    record = json.loads((out / "defaults.json").read_text())
+    lur = record["summary"]["lur"]
+    assert lur["steps_vs_joint"] == runs["lur"]["steps"] / runs["joint"]["steps"]
+    assert lur["seconds_vs_joint"] == runs["lur"]["seconds"] / runs["joint"]["seconds"]
+    table = (out / "defaults.md").read_text()
+    assert table.count("| striped | 0 |") == 2 and "| `lur` |" in table
+
+    weights = sorted((out / "striped-lur-seed0").rglob("*.safetensors"))
+    stamps = [w.stat().st_mtime_ns for w in weights]
+    assert weights and mod.main(argv) == 0  # resumed: nothing retrained
+    assert [w.stat().st_mtime_ns for w in weights] == stamps
+    assert (out / "defaults.md").read_text() == table

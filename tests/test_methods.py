@@ -47,3 +47,36 @@ def test_every_class_method_has_a_concrete_loss_and_unknown_names_fail():
     assert {m.forget_loss for m in CLASS_METHODS.values()} <= {"anchor", "esd", "ga"}
     with pytest.raises(EraseError, match="unknown method 'lurr'"):
         get_method("lurr", CLASS_METHODS)
+
+
+def test_lur_defaults_to_the_form_the_equal_erasure_comparison_chose(monkeypatch):
+    """`--method lur` runs the form `benchmarks/frontier.py --choose_lur_form` chose on the
+    tuning concepts (its committed report), at that form's operating point; the methods built
+    on the meta step keep the order they were tuned with, and the flag overrides either."""
+    import argparse
+    import json
+    from pathlib import Path
+
+    from erase.runs import add_training_args, configs_from_args
+
+    bench = Path(__file__).resolve().parents[1] / "benchmarks"
+    monkeypatch.syspath_prepend(str(bench))
+    from frontier import LUR_FORMS
+
+    for task, registry in (("class", CLASS_METHODS), ("concept", CONCEPT_METHODS)):
+        chosen = json.loads((bench / "frontier-equal" / task / "frontier.json").read_text())
+        chosen = chosen["lur_form"]["chosen"]
+        flags = LUR_FORMS[chosen][1]
+        assert flags[flags.index("--meta_order") + 1] == registry["lur"].meta_order, task
+        points = json.loads((bench / "frontier" / task / "frontier.json").read_text())
+        assert registry["lur"].retain_weight == points["operating_points"][chosen]["value"], task
+        for name in ("lur-relearn", "lur-resist"):
+            assert registry[name].meta_order == "forget_first"
+
+    p = argparse.ArgumentParser()
+    add_training_args(p, steps=10, lr=1e-4, batch=4)
+    args = p.parse_args(["--output_dir", "x"])
+    lur = CLASS_METHODS["lur"]
+    assert configs_from_args(args, lur)[0].order == "retain_first"
+    pinned = lur.with_overrides(meta_order="forget_first")
+    assert configs_from_args(args, pinned)[0].order == "forget_first"

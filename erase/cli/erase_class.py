@@ -187,7 +187,7 @@ def build_config(args, method, meta, train_cfg, world, n_classes, null_class, en
 def resolve_inputs(args):
     """(method spec, stopping rule, output folder): every flag checked before anything loads."""
     validate_args(args)  # every number and path flag, before any work
-    from erase.methods import get_method
+    from erase.methods import check_meta_order, get_method
     from erase.reference import check_reference_specs, reference_specs
     from erase.runs import prepare_output_dir
 
@@ -201,7 +201,9 @@ def resolve_inputs(args):
         resist_steps=args.resist_steps,
         resist_every=args.resist_every,
         resist_weight=args.resist_weight,
+        meta_order=args.meta_order,
     )
+    check_meta_order(method, args.retain_weight_at_theta)
     from erase.stopping import resolve_rule
 
     digits = args.pretrained_model is None and args.train_data in (None, "digits")
