@@ -975,7 +975,10 @@ def dry_run(args, out: Path) -> tuple[float, float]:
     left (one thread)."""
     sweep = [] if args.points_from else sweep_jobs(args, out)
     forms = form_jobs(args, out)
-    held = heldout_jobs(args, out, listed_points(args, sweep))
+    points = listed_points(args, sweep)
+    if forms and all(_done(j) for j in forms):  # the chosen form joins the held-out runs
+        run_forms(args, out, None, points)
+    held = heldout_jobs(args, out, points)
     measured = {}
     for j in sweep + forms + held:
         f = Path(j["run_dir"]) / "result.json"

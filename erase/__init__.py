@@ -1,4 +1,5 @@
-"""erase: concept erasure for diffusion models with the retain-after-forget meta-gradient.
+"""erase: concept erasure for diffusion models with the meta-gradient of Learning to Unlearn while
+Retaining (by default the look-ahead is a retain step and forgetting is judged after it).
 
 ``erase.erase_concept(...)``, ``erase.erase_class(...)`` and ``erase.write_report(...)`` run the same
 jobs as the ``erase-concept``, ``erase-class`` and ``erase-report`` commands (see

@@ -1,4 +1,5 @@
-"""The retain-after-forget meta step and the gradient rules it is compared with.
+"""The meta step of Learning to Unlearn while Retaining and the gradient rules it is compared
+with.
 
 Every rule fills ``p.grad`` of the trainable parameters and returns a dict of scalars for the
 step log; the optimizer step is the caller's. Losses are closures ``loss(model_fn, micro)``
@@ -6,8 +7,9 @@ where ``model_fn`` is called like the module itself (it *is* the module in first
 ``torch.func.functional_call`` stand-in at the look-ahead weights in second-order mode) and
 ``micro`` indexes the micro-batch for gradient accumulation.
 
-Retain-after-forget (Patel & Qiu, 2025), with inner loss ``L_in`` (the forget loss unless the
-order is flipped) and outer loss ``L_out``::
+The meta step (Patel & Qiu, 2025), with inner loss ``L_in`` and outer loss ``L_out``: the forget
+and the retain loss in the paper's order (``forget_first``, retain-after-forget), swapped in
+``retain_first``, which ``lur`` runs by default (``erase.methods``)::
 
     θ' = θ − α P(∇L_in(θ))                       # look-ahead (K steps)
     J(θ) = w_in L_in(θ) + w_out L_out(θ') [+ λ₀ L_r(θ)]

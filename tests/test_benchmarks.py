@@ -1130,3 +1130,16 @@ def test_defaults_runs_every_method_with_its_defaults_and_resumes(monkeypatch, t
     assert weights and mod.main(argv) == 0  # resumed: nothing retrained
     assert [w.stat().st_mtime_ns for w in weights] == stamps
     assert (out / "defaults.md").read_text() == table
+
+
+def test_frontier_dry_run_counts_the_chosen_lur_form_in_the_held_out_runs(monkeypatch, capsys):
+    """Where every form has run (the committed ones), the listing and its estimate hold the
+    held-out runs of the form the rule chose, as the real run adds them."""
+    fr = _frontier_module(monkeypatch)
+    out = BENCH / "frontier-equal"
+    argv = ["--task", "class", "--equal_erasure", "0.95", "--held_out", "8", "--seeds", "0"]
+    args = fr.parse_args([*argv, "--output_dir", str(out)])
+    fr.dry_run(args, out / "class")
+    listing = capsys.readouterr().out
+    assert "8-lur-retain-first-lambda2-seed0" in listing and "8-lur-lambda1-seed0" in listing
+    assert "--meta_order forget_first" in listing  # the label lur stays the paper's order
