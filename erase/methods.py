@@ -298,11 +298,22 @@ def resolve_forget_loss(spec: MethodSpec, has_anchor: bool) -> MethodSpec:
     return replace(spec, forget_loss="anchor" if has_anchor else "esd")
 
 
-def check_meta_order(spec: MethodSpec, retain_weight_at_theta: float) -> None:
-    """λ₀ L_r(θ) is defined for the forget-first objective only; ``lur`` defaults to the other
-    order, so the error says which flag to add."""
-    if retain_weight_at_theta and spec.meta_order == "retain_first":
+def with_flag_overrides(spec: MethodSpec, args) -> MethodSpec:
+    """The spec with the command line's overrides (a flag left at None keeps the method's own),
+    checked: λ₀ L_r(θ) is defined for the forget-first objective only, and ``lur`` defaults to
+    the other order, so the error says which flag to add."""
+    spec = spec.with_overrides(
+        forget_loss=args.forget_loss,
+        retain_loss=args.retain_loss,
+        retain_weight=args.retain_weight,
+        resist_steps=args.resist_steps,
+        resist_every=args.resist_every,
+        resist_weight=args.resist_weight,
+        meta_order=args.meta_order,
+    )
+    if getattr(args, "retain_weight_at_theta", 0) and spec.meta_order == "retain_first":
         raise EraseError(ANCHOR_WITH_RETAIN_FIRST)
+    return spec
 
 
 def get_method(name: str, registry: dict[str, MethodSpec]) -> MethodSpec:

@@ -1098,7 +1098,7 @@ def test_resist_reads_the_relearn_curves_from_the_gap_probe_and_runs_the_other_a
     ]
 
 
-def test_defaults_runs_every_method_with_its_defaults_and_resumes(monkeypatch, tmp_path):
+def test_defaults_smoke(monkeypatch, tmp_path):
     """benchmarks/defaults.py: real runs of the concept script with nothing but the method and
     seed (smoke-sized), their new-image share, both judges kept in result.json, the pooled ratio
     against joint's, and a second call that reads the runs back instead of training again."""

@@ -187,23 +187,14 @@ def build_config(args, method, meta, train_cfg, world, n_classes, null_class, en
 def resolve_inputs(args):
     """(method spec, stopping rule, output folder): every flag checked before anything loads."""
     validate_args(args)  # every number and path flag, before any work
-    from erase.methods import check_meta_order, get_method
+    from erase.methods import get_method, with_flag_overrides
     from erase.reference import check_reference_specs, reference_specs
     from erase.runs import prepare_output_dir
 
     args.reference = reference_specs(args.reference)  # off: none; folders checked before work
     check_reference_specs(args.reference or [])
 
-    method = get_method(args.method, CLASS_METHODS).with_overrides(
-        forget_loss=args.forget_loss,
-        retain_loss=args.retain_loss,
-        retain_weight=args.retain_weight,
-        resist_steps=args.resist_steps,
-        resist_every=args.resist_every,
-        resist_weight=args.resist_weight,
-        meta_order=args.meta_order,
-    )
-    check_meta_order(method, args.retain_weight_at_theta)
+    method = with_flag_overrides(get_method(args.method, CLASS_METHODS), args)
     from erase.stopping import resolve_rule
 
     digits = args.pretrained_model is None and args.train_data in (None, "digits")

@@ -214,7 +214,7 @@ def resolve_inputs(args):
         read_prompt_file,
         resolve_concept,
     )
-    from erase.methods import check_meta_order, get_method, resolve_forget_loss
+    from erase.methods import get_method, resolve_forget_loss, with_flag_overrides
 
     method = get_method(args.method, CONCEPT_METHODS)
     args.train_params = args.train_params or method.train_params or "noxattn"
@@ -240,16 +240,7 @@ def resolve_inputs(args):
         if args.retain_prompts
         else concept.retain
     )
-    method = method.with_overrides(
-        forget_loss=args.forget_loss,
-        retain_loss=args.retain_loss,
-        retain_weight=args.retain_weight,
-        resist_steps=args.resist_steps,
-        resist_every=args.resist_every,
-        resist_weight=args.resist_weight,
-        meta_order=args.meta_order,
-    )
-    check_meta_order(method, args.retain_weight_at_theta)
+    method = with_flag_overrides(method, args)
     method = resolve_forget_loss(method, any(concept.anchor))
     if (method.forget_loss == "anchor" or method.forget_data == "anchor") and not any(
         concept.anchor
