@@ -188,7 +188,9 @@ def erase_once(world: str, args, out: Path) -> dict:
             train_batch_size=args.train_batch_size,
             monitor_every=10,
         )
-        meta = MetaConfig(inner_lr=3e-5, retain_weight=method.retain_weight)
+        meta = MetaConfig(
+            inner_lr=3e-5, retain_weight=method.retain_weight, order=method.meta_order
+        )
         acc = step_cost.BenchAccelerator(device, mixed)
         trainer = EraseTrainer(acc, unet, named, task, method, meta, cfg, out)
     with phases("training"):

@@ -85,6 +85,7 @@ def one_row(family: str, method: str, train_params: str, args, acc) -> dict:
     from erase.meta_step import MetaConfig
     from erase.methods import CONCEPT_METHODS, resolve_forget_loss
     from erase.params import AdaptersDisabled, FrozenModel, select_trainable
+    from erase.steplog import forget_loss
     from erase.tasks.concept_erasure import ConceptErasureTask, LatentPool
     from erase.trainer import EraseTrainer, TrainConfig
 
@@ -121,7 +122,7 @@ def one_row(family: str, method: str, train_params: str, args, acc) -> dict:
     )
     train_cfg = TrainConfig(max_train_steps=args.steps + 1, learning_rate=1e-5, train_batch_size=b,
                             monitor_every=10**9)  # fmt: skip
-    meta = MetaConfig(inner_lr=1e-5, retain_weight=spec.retain_weight)
+    meta = MetaConfig(inner_lr=1e-5, retain_weight=spec.retain_weight, order=spec.meta_order)
     trainer = EraseTrainer(acc, unet, named, task, spec, meta, train_cfg, args.tmp_dir)
     cuda = device.type == "cuda"
     trainer.train_step(0)  # warm-up: kernels, optimizer state
@@ -145,7 +146,7 @@ def one_row(family: str, method: str, train_params: str, args, acc) -> dict:
         "trainable_params_M": round(sum(p.numel() for p in named.values()) / 1e6, 3),
         "step_seconds": round(sorted(times)[len(times) // 2], 4),
         "peak_memory_GiB": round(torch.cuda.max_memory_allocated() / 2**30, 2) if cuda else None,
-        "loss_forget": float(stats["loss_forget"]),
+        "loss_forget": float(forget_loss(stats)),
     }
     del trainer, unet, frozen, task
     if cuda:

@@ -372,6 +372,7 @@ def make_rows(world: World, variant: str, methods, tmp_dir: Path) -> list[Row]:
                 mode="second_order" if second else "first_order",
                 inner_lr=3e-4,
                 retain_weight=spec.retain_weight,
+                order=spec.meta_order,  # the method's own order, as the job's default
                 resist_steps=spec.resist_steps,  # the method's own K, as the job's default
                 resist_every=spec.resist_every,
                 resist_weight=spec.resist_weight,

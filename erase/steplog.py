@@ -15,7 +15,15 @@ LOSS_LABELS = {
     "loss_retain_lookahead": "L_r(θ') look-ahead",
     "loss_forget_lookahead": "L_f(θ') look-ahead",
 }
-COS_LABELS = {"cos": "cos(∇L_f(θ), ∇L_r(θ'))", "cos_at_theta": "cos(∇L_f, ∇L_r) at θ"}
+# lur's "cos" pairs the inner loss's gradient at θ with the outer one's at θ' (forget then
+# retain in the paper's order, retain then forget in lur's default)
+COS_LABELS = {"cos": "cos(∇L_in(θ), ∇L_out(θ'))", "cos_at_theta": "cos(∇L_f, ∇L_r) at θ"}
+
+
+def forget_loss(stats: dict) -> float | None:
+    """The forget loss a step logged: at θ, or at θ' where the step looked ahead on retention
+    first (lur's default order) and so never evaluated it at θ."""
+    return stats.get("loss_forget", stats.get("loss_forget_lookahead"))
 
 
 def save_step_log(log: list[dict], out_dir: str | Path, title: str = "") -> None:

@@ -363,7 +363,7 @@ class EraseTrainer:
                 self.acc.log({k: v for k, v in stats.items() if k != "step"}, step=step + 1)
             post = {
                 k: f"{stats[k]:.3g}"
-                for k in ("loss_forget", "loss_retain_lookahead", "cos")
+                for k in ("loss_forget", "loss_forget_lookahead", "loss_retain_lookahead", "cos")
                 if k in stats
             }
             if self.stopper is not None and self.stopper.checks:  # the last check stays shown

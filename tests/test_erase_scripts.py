@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 from helpers import ACCELERATE, cli_env, free_port
 
+from erase.steplog import forget_loss
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -93,7 +95,9 @@ def test_erase_class_lur_forgets_digit_and_writes_the_output_contract(tmp_path):
     assert config["guidance_scale"] and config["null_class"] == 10 and config["image_size"] == 8
     assert config["num_inference_steps"] == 10
     log = json.loads((out / "step_log.json").read_text())
-    assert len(log) == 15 and {"loss_forget", "loss_retain_lookahead", "cos"} <= set(log[0])
+    # lur's default order looks ahead on retention and judges forgetting at θ'
+    assert json.loads((out / "erase_config.json").read_text())["meta"]["order"] == "retain_first"
+    assert len(log) == 15 and {"loss_retain", "loss_forget_lookahead", "cos"} <= set(log[0])
     assert "cos_at_theta" in log[0]  # the conflict at θ is measured every --monitor_every steps
 
     # a user samples from the output with plain diffusers
@@ -192,4 +196,5 @@ def test_erase_concept_output_loads_in_plain_diffusers(tmp_path, train_params, s
     assert max(d[0] for d in diffs) <= 1 and min(d[1] for d in diffs) >= 0.99, diffs
     card = (out / "README.md").read_text()
     assert "three" in card and "lur" in card
-    assert np.isfinite(json.loads((out / "step_log.json").read_text())[-1]["loss_forget"])
+    last = json.loads((out / "step_log.json").read_text())[-1]
+    assert np.isfinite(forget_loss(last))
