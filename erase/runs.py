@@ -157,15 +157,22 @@ def add_meta_args(m, methods: dict) -> None:
         type=float,
         default=0.0,
         help="λ₀: lur also judges retention at the current weights, J = L_f(θ) + λ L_r(θ') + "
-        "λ₀ L_r(θ) (one more forward/backward a step; 0 = the paper's objective)",
+        "λ₀ L_r(θ) (with --meta_order forget_first only; one more forward/backward a step; 0 = "
+        "the paper's objective)",
     )
     m.add_argument("--meta_mode", default="first_order", choices=list(MODES))
     m.add_argument(
         "--meta_order",
         default=None,
         choices=list(ORDERS),
-        help="which loss takes the look-ahead step (default: the method's; lur: retain_first, "
-        "chosen at equal erasure on the tuning concepts; the others: forget_first)",
+        help="which loss takes the look-ahead step; forget_first is the paper's retain-after-"
+        "forget, lur's retain_first was chosen at equal erasure on the tuning concepts (default: "
+        "the method's: "
+        + per_method(
+            {k: v for k, v in methods.items() if v.rule.startswith("meta")},
+            lambda s: s.meta_order,
+        )
+        + ")",
     )
     m.add_argument("--meta_precondition", default="adam", choices=list(PRECONDITIONERS))
     m.add_argument(

@@ -96,7 +96,10 @@ def test_lur_resist_without_its_term_is_lur_bit_for_bit_and_with_it_moves_elsewh
     ``lur``'s weights (same λ) bit for bit; the default term moves them; knobs are recorded."""
     import json
 
-    lur = _erase_class(tmp_path / "lur", "lur", "--retain_weight", 2)  # lur-resist's λ
+    # lur-resist is built on the paper's order, lur's before its default changed
+    lur = _erase_class(
+        tmp_path / "lur", "lur", "--retain_weight", 2, "--meta_order", "forget_first"
+    )
     w0 = _erase_class(tmp_path / "w0", "lur-resist", "--resist_weight", 0, "--resist_steps", 2)
     w1 = _erase_class(tmp_path / "w1", "lur-resist", "--resist_steps", 2)
     assert_bit_identical(lur, w0)
