@@ -160,7 +160,10 @@ def test_relearn_knobs_reach_the_step(tmp_path):
     """``--relearn_weight 0`` turns lur-relearn into lur (the same weights after a step, up to
     the look-ahead's undo in floating point); the default weight moves them elsewhere; the
     knobs are recorded with the run."""
-    lur = _erase_class(tmp_path / "lur", "lur")
+    # lur-relearn is built on the paper's order at its own λ, lur's before its default changed
+    lur = _erase_class(
+        tmp_path / "lur", "lur", "--meta_order", "forget_first", "--retain_weight", 0.5
+    )
     w0 = _erase_class(tmp_path / "w0", "lur-relearn", "--relearn_weight", 0, "--relearn_scale", 3)
     w1 = _erase_class(tmp_path / "w1", "lur-relearn", "--relearn_scale", 3)
     # Adam's first step is ≈ lr per coordinate, so the undo's rounding may move a coordinate
