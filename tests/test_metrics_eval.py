@@ -482,7 +482,7 @@ def test_one_step_log_plot_draws_the_trainer_keys_and_foreign_logs():
     ]
     loss_ax, cos_ax = plot_step_log(log).axes
     assert [ln.get_label() for ln in loss_ax.lines] == ["L_f(θ)", "L_r(θ)"]
-    assert [ln.get_label() for ln in cos_ax.get_lines()][0] == "cos(∇L_f(θ), ∇L_r(θ'))"
+    assert [ln.get_label() for ln in cos_ax.get_lines()][0] == "cos(∇L_in(θ), ∇L_out(θ'))"
     foreign = plot_step_log({"steps": {"loss_total": [3.0, 2.0], "cos_sim": [0.5, -0.5]}})
     assert [ln.get_label() for ln in foreign.axes[0].lines] == ["loss_total"]
     assert plot_step_log([{"step": 1, "lr": 1e-5}]) is None
