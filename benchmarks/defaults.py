@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from _scripts import CLASS_SMOKE, CONCEPT_SMOKE, SMOKE_HELP, machine_record  # noqa: E402
-from frontier import HELD_OUT, TASKS, Pool, run_all  # noqa: E402
+from frontier import HELD_OUT, TASKS, Pool, numbers, run_all  # noqa: E402
 
 from erase.metrics.intervals import wilson  # noqa: E402
 
@@ -97,19 +97,15 @@ def with_judges(result: dict) -> dict:
 
     m = json.loads(metrics_path.read_text())
     stop = m.get("stopping") or {}
-    if result["job"]["task"] == "class":
-        own = m["unlearning_accuracy"]
-    else:
-        from erase.concept_eval import concept_measures
-
-        own = concept_measures(m)["erased"]
-    result.update(
-        eval_erased=own,
-        check_erased=(m.get("check_judge") or {}).get("unlearning_accuracy"),
-        stop_reason=stop.get("reason"),
-        cap=stop.get("cap"),
-    )
-    atomic_write_json(run_dir / "result.json", result)
+    fresh = {
+        "eval_erased": numbers(result["job"]["task"], m)["erased"],  # the run's own evaluation
+        "check_erased": (m.get("check_judge") or {}).get("unlearning_accuracy"),
+        "stop_reason": stop.get("reason"),
+        "cap": stop.get("cap"),
+    }
+    if any(result.get(k) != v for k, v in fresh.items()):
+        result.update(fresh)
+        atomic_write_json(run_dir / "result.json", result)
     return result
 
 

@@ -110,7 +110,7 @@ def test_lur_resist_without_its_term_is_lur_bit_for_bit_and_with_it_moves_elsewh
     # without the flags, the method's own K, N and w: 6, 2 and 2 for the class task (tuned on
     # digit 2); each flag overrides its own knob only
     from erase.cli import erase_class
-    from erase.methods import CLASS_METHODS
+    from erase.methods import CLASS_METHODS, with_flag_overrides
     from erase.runs import configs_from_args
 
     cases = (
@@ -121,12 +121,8 @@ def test_lur_resist_without_its_term_is_lur_bit_for_bit_and_with_it_moves_elsewh
     for flags, (k, n, w) in cases:
         args = ["--forget_class", "2", "--method", "lur-resist", "--output_dir", "OUT", *flags]
         args = erase_class.parse_args(args)
-        method = CLASS_METHODS["lur-resist"].with_overrides(
-            resist_steps=args.resist_steps,
-            resist_every=args.resist_every,
-            resist_weight=args.resist_weight,
-        )
-        meta, _ = configs_from_args(args, method)  # as erase_class resolves it
+        method = with_flag_overrides(CLASS_METHODS["lur-resist"], args)  # as erase_class does
+        meta, _ = configs_from_args(args, method)
         assert (meta.resist_steps, meta.resist_every, meta.resist_weight) == (k, n, w)
         assert meta.retain_weight == 2.0
 
